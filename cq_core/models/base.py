@@ -164,7 +164,10 @@ class Model:
         object.__setattr__(self, "basis_pair", pair)
         object.__setattr__(self, "coord_labels", tuple(self.coord_labels))
         object.__setattr__(self, "level_labels", tuple(self.level_labels))
-        object.__setattr__(self, "params", dict(self.params))
+        params = dict(self.params)
+        if "psi0" in params:  # record the state actually used (normalised)
+            params["psi0"] = self.psi0
+        object.__setattr__(self, "params", params)
 
     @property
     def n_classical(self) -> int:
