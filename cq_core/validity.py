@@ -14,20 +14,26 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from . import compiled
 from .models.base import Model
 
 __all__ = [
+    "BACKENDS",
     "METHODS",
     "MODES",
     "RunSettings",
+    "check_initial_point",
     "check_run",
     "check_noise_covers_backreaction",
+    "resolve_backend",
     "resolve_method",
 ]
 
 METHODS = ("auto", "exponential", "kraus", "euler")
 """Integrators: ``auto`` picks ``exponential`` for diagonal models and ``kraus`` otherwise."""
 MODES = ("pure", "density", "mean_field")
+BACKENDS = ("auto", "numpy", "numba")
+"""Kernels: ``auto`` uses the fused Numba kernel where it covers the run, NumPy otherwise."""
 MEMORY_FRACTION = 0.5
 """A run's stored output may take at most this fraction of the machine's memory."""
 
@@ -44,6 +50,7 @@ class RunSettings:
     save_every: int
     method: str
     mode: str
+    backend: str
     excess: float
     seed: int
     base_seed: int
@@ -94,6 +101,55 @@ def resolve_method(model: Model, method: str, mode: str) -> str:
             "non-commuting operators: use 'kraus' (or 'auto')"
         )
     return method
+
+
+def resolve_backend(model: Model, backend: str, method: str, mode: str) -> str:
+    """The kernel a run uses: ``numba`` (cq_core.compiled) where it covers the run, else ``numpy``.
+
+    The fused kernel covers pure-state runs of the ``exponential`` method for built-in models
+    with a constant noise kernel (``linear`` with ω = 0, ``mass_superposition``,
+    ``qubit_lattice``).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    covered = (
+        compiled.AVAILABLE
+        and model.compiled_form is not None
+        and model.constant_noise
+        and mode == "pure"
+        and method == "exponential"
+    )
+    if backend == "auto":
+        return "numba" if covered else "numpy"
+    if backend == "numba" and not covered:
+        raise ValueError(
+            "backend 'numba' covers pure-state runs of the 'exponential' method for the "
+            f"built-in models with constant noise (numba installed: {compiled.AVAILABLE}); "
+            f"got model {model.name!r}, method {method!r}, mode {mode!r}: use backend 'auto'"
+        )
+    return backend
+
+
+def check_initial_point(model: Model, sigma: float) -> None:
+    """The model must be defined and finite at its initial point z0."""
+    Z = model.z0[None, :]
+    if not bool(np.asarray(model.domain(Z))[0]):
+        raise ValueError(
+            f"model {model.name!r}: the initial point z0 = {model.z0} is outside its domain"
+        )
+    with np.errstate(all="ignore"):
+        parts = {
+            "the Hamiltonian flow {Z, H_C}": model.hamiltonian_flow(Z),
+            "H_I": model.interaction_hamiltonian(Z),
+            "the back-reaction operators L_j": model.backreaction_operators(Z),
+            "the noise kernel": sigma * model.noise_kernel(Z),
+        }
+    for what, value in parts.items():
+        if not np.all(np.isfinite(value)):
+            raise ValueError(
+                f"model {model.name!r}: {what} is not finite at the initial point "
+                f"z0 = {model.z0} (e.g. a test mass placed on a point source with eps = 0)"
+            )
 
 
 def check_noise_covers_backreaction(
@@ -152,6 +208,7 @@ def check_run(
     method="auto",
     mode="pure",
     excess=0.0,
+    backend="auto",
 ) -> RunSettings:
     """Check every input of :func:`cq_core.simulate` and return the normalised settings."""
     if not isinstance(model, Model):
@@ -185,6 +242,7 @@ def check_run(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     method = resolve_method(model, method, mode)
+    backend = resolve_backend(model, backend, method, mode)
     excess = _real("excess", excess)
     if excess < 0:
         raise ValueError(
@@ -196,6 +254,7 @@ def check_run(
             f"excess > 0 needs mode 'density' (pure states saturate the trade-off); got "
             f"excess={excess!r} with mode {mode!r}"
         )
+    check_initial_point(model, sigma)
     check_noise_covers_backreaction(model, sigma)
     settings = RunSettings(
         sigma=sigma,
@@ -206,6 +265,7 @@ def check_run(
         save_every=save_every,
         method=method,
         mode=mode,
+        backend=backend,
         excess=excess,
         seed=seed,
         base_seed=base_seed,

@@ -78,6 +78,10 @@ class Model:
     coupled
         Indices of the classical components j whose ``L_j`` may be non-zero (default: all).
         Components left out are declared uncoupled (``L_j = 0``), which saves work.
+    compiled_form
+        Built-in models only: ``(code, params, table)`` describing the model to the fused
+        Numba kernel of :mod:`cq_core.compiled`. User models leave it ``None`` and run on the
+        NumPy path.
     noise_shape
         The noise kernel per unit strength: a constant ``(n, m)`` array or a function
         ``Z (N, n) -> (N, n, m)``. The run's kernel is ``sigma * noise_shape``.
@@ -110,6 +114,7 @@ class Model:
     sigma_name: str = "sigma"
     basis_pair: tuple[int, int] | None = None
     coupled: tuple[int, ...] | None = None
+    compiled_form: tuple | None = None
 
     def __post_init__(self) -> None:
         n = len(self.coord_labels)

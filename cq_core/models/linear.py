@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import compiled
 from ._states import PLUS, SIGMA_Z, finite, positive, state_vector
 from .base import Model
 
@@ -75,4 +76,7 @@ def linear(
         noise_shape=np.array([[0.0], [1.0]]),
         diagonal=omega == 0.0,
         coupled=(1,),
+        compiled_form=(
+            (compiled.LINEAR, np.array([lam, m, phi]), SIGMA_Z[None, :]) if omega == 0.0 else None
+        ),
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import compiled
 from ._states import PLUS, SIGMA_Z, finite, positive, real_vector, state_vector
 from .base import Model
 
@@ -81,4 +82,9 @@ def mass_superposition(
         noise_shape=noise_shape,
         diagonal=True,
         coupled=(3, 4, 5),
+        compiled_form=(
+            compiled.MASS_SUPERPOSITION,
+            np.array([gmm, m, d, eps * eps, phi]),
+            SIGMA_Z[None, :],
+        ),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import compiled
 from ._states import finite, positive, real_vector, state_vector
 from .base import Model
 
@@ -79,4 +80,5 @@ def qubit_lattice(
         noise_shape=noise_shape,
         diagonal=True,
         coupled=tuple(range(n, 2 * n)),
+        compiled_form=(compiled.QUBIT_LATTICE, np.array([lam, m, gamma]), spins),
     )

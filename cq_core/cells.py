@@ -1,0 +1,494 @@
+"""A sweep cell: one model, one σ, one seed block of trajectories, run on Dask (SPEC §4).
+
+A *cell* is the unit of work of the pipeline: ``(model, params, σ, seed, base_seed, n_traj,
+t_final, dt, save_every, method, mode, excess)``, described by the frozen :class:`CellSpec`.
+:func:`run_cell` validates the cell, splits its trajectories into blocks, runs the blocks on
+Dask workers with the NumPy kernel (:func:`cq_core.simulate`), gathers them in trajectory
+order and concatenates them. :func:`write_cell` stores the result as Zarr atomically: it is
+written to a temporary sibling path and moved into place with ``os.replace`` only when
+complete, so no reader ever sees half a store.
+
+Reproducibility: trajectory ``i`` of a cell is driven by Brownian increments fixed by
+``(base_seed, seed, i)`` (:mod:`cq_core.noise`), so the stored numbers do not depend on the
+block size, the number of workers, or whether the workers are local or on an external
+scheduler. The Zarr chunking is a function of the cell alone (:func:`store_chunks`), never of
+the block size, so the stores are identical byte for byte, not only in value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .models import Model, get_model, params_to_json
+from .simulate import simulate
+from .validity import RunSettings, check_run
+from .version import NUMERICS_VERSION, __version__
+
+__all__ = [
+    "CellSpec",
+    "DEFAULT_BLOCK_SIZE",
+    "STORE_TRAJECTORY_CHUNK",
+    "atomic_write_zarr",
+    "read_cell_attrs",
+    "remove_stale_temporaries",
+    "run_cell",
+    "split_blocks",
+    "store_chunks",
+    "write_cell",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+STORE_TRAJECTORY_CHUNK = 500
+"""Trajectories per Zarr chunk (the store's layout never depends on the Dask block size)."""
+STORE_CHUNK_BYTES = 4 * 2**20
+"""Target size of one chunk of the largest variable; sets how many time points a chunk holds."""
+DEFAULT_BLOCK_SIZE = STORE_TRAJECTORY_CHUNK
+"""Trajectories per Dask task by default: one block is then one stored chunk."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for an external Dask scheduler before giving up."""
+WORKER_TIMEOUT = 60.0
+"""Seconds to wait for an external scheduler to have at least one worker."""
+TEMPORARY_SUFFIX = ".tmp"
+"""A store is written to ``<name>.tmp`` beside its final path, then moved into place."""
+
+
+def _number(value: Any, kind: type) -> Any:
+    """Coerce plain numbers so equal values give equal JSON (``1`` and ``1.0`` for a float).
+
+    Anything else (a bool, a string, None) is left as it is for :func:`check_run` to reject
+    with a message naming the key.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return value
+    if kind is float:
+        return float(value)
+    if float(value).is_integer():
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything that fixes the numbers stored for one cell (SPEC §4).
+
+    Attributes
+    ----------
+    model, params
+        Model name (a built-in name or ``"package.module:function"``) and its keyword
+        parameters (JSON-able values; arrays as lists).
+    sigma
+        Noise strength σ > 0 (model units).
+    seed, base_seed
+        With the trajectory index they fix every Brownian increment (SPEC §4).
+    n_traj
+        Trajectories of the cell, indices ``0 … n_traj − 1``.
+    t_final, dt, save_every
+        Final time and step (model units); every ``save_every``-th step is stored.
+    method, mode, excess
+        Integrator, state form and decoherence above the minimum ``v`` (SPEC §1).
+
+    Execution settings (block size, threads, scheduler address) are deliberately not part of
+    a cell: they never change a stored number.
+    """
+
+    model: str
+    params: Mapping[str, Any]
+    sigma: float
+    seed: int
+    n_traj: int
+    t_final: float
+    dt: float
+    base_seed: int = 0
+    save_every: int = 1
+    method: str = "auto"
+    mode: str = "pure"
+    excess: float = 0.0
+
+    def __post_init__(self) -> None:
+        params = self.params if self.params is not None else {}
+        if not isinstance(params, Mapping):
+            raise ValueError(f"params must be a mapping of model parameters, got {params!r}")
+        # canonical, JSON-round-tripped copy: arrays become lists, keys are sorted
+        object.__setattr__(self, "params", json.loads(params_to_json(params)))
+        for name in ("sigma", "t_final", "dt", "excess"):
+            object.__setattr__(self, name, _number(getattr(self, name), float))
+        for name in ("seed", "base_seed", "n_traj", "save_every"):
+            object.__setattr__(self, name, _number(getattr(self, name), int))
+
+    def __hash__(self) -> int:
+        return hash(self.config_hash)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as a plain dict (the keys of the sweep configuration)."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """Canonical JSON of the cell: sorted keys, no whitespace (stable across runs)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CellSpec:
+        """Build a cell from a mapping; unknown keys raise ``ValueError`` naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown cell key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
+            )
+        return cls(**dict(data))
+
+    @classmethod
+    def from_json(cls, text: str) -> CellSpec:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 (hex) of the canonical JSON of the cell and the kernel's numerics version.
+
+        Two cells with the same hash store the same numbers; a change of
+        :data:`cq_core.NUMERICS_VERSION` changes every hash.
+        """
+        payload = json.dumps(
+            {"cell": self.to_dict(), "numerics_version": NUMERICS_VERSION},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def build_model(self) -> Model:
+        """The cell's model (``ValueError`` naming valid models or parameters if invalid)."""
+        return get_model(self.model, **self.params)
+
+    def check(self, *, first_trajectory: int = 0, n_traj: int | None = None) -> RunSettings:
+        """Validate the whole cell with :func:`cq_core.check_run` (``ValueError`` naming the key).
+
+        ``first_trajectory``/``n_traj`` check one block of the cell instead of all of it.
+        """
+        return check_run(
+            self.build_model(),
+            sigma=self.sigma,
+            n_traj=self.n_traj if n_traj is None else n_traj,
+            t_final=self.t_final,
+            dt=self.dt,
+            seed=self.seed,
+            base_seed=self.base_seed,
+            first_trajectory=first_trajectory,
+            save_every=self.save_every,
+            method=self.method,
+            mode=self.mode,
+            excess=self.excess,
+        )
+
+    def simulate(self, *, first_trajectory: int = 0, n_traj: int | None = None) -> xr.Dataset:
+        """Run trajectories ``first_trajectory … first_trajectory + n_traj − 1`` of the cell."""
+        return simulate(
+            self.build_model(),
+            sigma=self.sigma,
+            n_traj=self.n_traj if n_traj is None else n_traj,
+            t_final=self.t_final,
+            dt=self.dt,
+            seed=self.seed,
+            base_seed=self.base_seed,
+            first_trajectory=first_trajectory,
+            save_every=self.save_every,
+            method=self.method,
+            mode=self.mode,
+            excess=self.excess,
+        )
+
+
+def split_blocks(n_traj: int, block_size: int) -> list[tuple[int, int]]:
+    """``(first_trajectory, n_traj)`` of each block, in trajectory order."""
+    return [(first, min(block_size, n_traj - first)) for first in range(0, n_traj, block_size)]
+
+
+def _simulate_block(spec_json: str, first_trajectory: int, n_traj: int) -> xr.Dataset:
+    """Dask task: one block of a cell (rebuilds the model in the worker; closures stay local)."""
+    return CellSpec.from_json(spec_json).simulate(first_trajectory=first_trajectory, n_traj=n_traj)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+@contextmanager
+def dask_client(
+    scheduler_address: str | None = None,
+    *,
+    threads: int = 1,
+    processes: bool = False,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    worker_timeout: float = WORKER_TIMEOUT,
+) -> Iterator[Any]:
+    """A ``distributed.Client``: a local cluster of ``threads`` workers, or an external scheduler.
+
+    Without an address, a ``LocalCluster`` with ``threads`` single-threaded workers is started
+    (in this process when ``processes`` is false) with its dashboards on ``127.0.0.1`` at a
+    free port, and closed on exit. With an address, the client connects to that scheduler,
+    giving up after ``connect_timeout`` seconds with a ``ConnectionError`` naming the address,
+    and waits at most ``worker_timeout`` seconds for a worker.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler_address is None:
+        with (
+            LocalCluster(
+                n_workers=threads,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address="127.0.0.1:0",
+                worker_dashboard_address="127.0.0.1:0",
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(scheduler_address, timeout=connect_timeout, set_as_default=False)
+    except (OSError, TimeoutError) as err:
+        raise ConnectionError(
+            f"could not reach the Dask scheduler at {scheduler_address!r} within "
+            f"{connect_timeout:g} s ({type(err).__name__}: {err}). Start one with "
+            "`dask scheduler` and `dask worker <address>`, or set dask.scheduler_address "
+            "to null for a local cluster."
+        ) from err
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=worker_timeout)
+        except TimeoutError as err:
+            raise ConnectionError(
+                f"the Dask scheduler at {scheduler_address!r} has no workers after "
+                f"{worker_timeout:g} s; start some with `dask worker {scheduler_address}`"
+            ) from err
+        yield client
+
+
+def run_cell(
+    spec: CellSpec,
+    *,
+    block_size: int | None = None,
+    scheduler_address: str | None = None,
+    threads: int = 1,
+    processes: bool = False,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    worker_timeout: float = WORKER_TIMEOUT,
+    log: logging.Logger | None = None,
+) -> xr.Dataset:
+    """Run every trajectory of a cell in blocks on Dask; return them as one Dataset (SPEC §4).
+
+    Parameters
+    ----------
+    spec
+        The cell. It is validated completely (model, parameters, every run input) before any
+        cluster starts: invalid input raises ``ValueError`` naming the key.
+    block_size
+        Trajectories per Dask task (default :data:`DEFAULT_BLOCK_SIZE`). Never changes a
+        stored number.
+    scheduler_address
+        ``None``: an in-process (``processes=False``) or local process cluster of ``threads``
+        workers. Otherwise the address of a running ``dask scheduler``; an unreachable one
+        raises ``ConnectionError`` after ``connect_timeout`` seconds.
+    threads
+        Workers of the local cluster (ignored with an external scheduler).
+    log
+        Receives progress: blocks done of total and trajectory-steps per second.
+
+    Returns
+    -------
+    xarray.Dataset
+        The Dataset of :func:`cq_core.simulate` for trajectories ``0 … n_traj − 1`` (in
+        memory), bit-identical to one ``simulate`` call, with the attrs ``cell_spec`` (JSON)
+        and ``cell_hash`` (:attr:`CellSpec.config_hash`) added.
+    """
+    log = log or LOGGER
+    settings = spec.check()  # everything is checked before any work starts
+    block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
+    block_size = _positive_int("block_size", block_size)
+    threads = _positive_int("threads", threads)
+    blocks = split_blocks(settings.n_traj, block_size)
+    steps_per_trajectory = settings.n_steps
+    where = scheduler_address or (
+        f"a local {'process' if processes else 'in-process'} cluster of {threads} worker(s)"
+    )
+    log.info(
+        "cell %s: %s, sigma=%r, seed=%d, %d trajectories x %d steps in %d block(s) on %s",
+        spec.config_hash[:12],
+        spec.model,
+        spec.sigma,
+        spec.seed,
+        settings.n_traj,
+        steps_per_trajectory,
+        len(blocks),
+        where,
+    )
+    spec_json = spec.to_json()
+    results: list[xr.Dataset | None] = [None] * len(blocks)
+    with dask_client(
+        scheduler_address,
+        threads=threads,
+        processes=processes,
+        connect_timeout=connect_timeout,
+        worker_timeout=worker_timeout,
+    ) as client:
+        from distributed import as_completed
+
+        start = time.perf_counter()
+        futures = [
+            client.submit(_simulate_block, spec_json, first, count, pure=False)
+            for first, count in blocks
+        ]
+        position = {future.key: index for index, future in enumerate(futures)}
+        done_steps = 0
+        try:
+            for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
+                index = position[future.key]
+                results[index] = future.result()
+                first, count = blocks[index]
+                done_steps += count * steps_per_trajectory
+                elapsed = max(time.perf_counter() - start, 1e-9)
+                log.info(
+                    "block %d/%d done (trajectories %d-%d); %.3g trajectory-steps/s",
+                    done,
+                    len(blocks),
+                    first,
+                    first + count - 1,
+                    done_steps / elapsed,
+                )
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+            del futures
+    cell = xr.concat(
+        results,
+        dim="trajectory",
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+        join="exact",
+        combine_attrs="override",
+    )
+    cell.attrs["cell_spec"] = spec_json
+    cell.attrs["cell_hash"] = spec.config_hash
+    return cell
+
+
+def store_chunks(sizes: Mapping[str, int], bytes_per_sample: int) -> dict[str, int]:
+    """Zarr chunk sizes of a cell: ``{"trajectory": …, "time": …}``.
+
+    A chunk holds up to :data:`STORE_TRAJECTORY_CHUNK` trajectories and as many time points
+    as keep the largest variable's chunk near :data:`STORE_CHUNK_BYTES`, so reading one time
+    slice across all trajectories touches ``ceil(n_traj / 500)`` small chunks. Depends only
+    on the cell's shape, never on the Dask block size.
+    """
+    n_traj, n_time = int(sizes["trajectory"]), int(sizes["time"])
+    trajectory_chunk = max(1, min(n_traj, STORE_TRAJECTORY_CHUNK))
+    per_time = max(1, trajectory_chunk * bytes_per_sample)
+    time_chunk = max(1, min(n_time, STORE_CHUNK_BYTES // per_time))
+    return {"trajectory": trajectory_chunk, "time": time_chunk}
+
+
+def _bytes_per_sample(var: xr.Variable) -> int:
+    """Bytes one (trajectory, time) sample of a variable takes."""
+    others = [n for d, n in var.sizes.items() if d not in ("trajectory", "time")]
+    return var.dtype.itemsize * math.prod(others)
+
+
+def _cell_encoding(ds: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
+    sampled = [v for v in ds.data_vars.values() if {"trajectory", "time"} <= set(v.dims)]
+    chunks = store_chunks(ds.sizes, max((_bytes_per_sample(v) for v in sampled), default=8))
+    return {
+        name: {"chunks": tuple(chunks.get(d, n) for d, n in var.sizes.items())}
+        for name, var in ds.variables.items()
+        if var.ndim and var.dtype.kind != "O"
+    }
+
+
+def _temporary_path(path: Path) -> Path:
+    return path.with_name(path.name + TEMPORARY_SUFFIX)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove ``<name>.tmp*`` left beside ``path`` by a killed writer; return what was removed."""
+    path = Path(path)
+    removed = []
+    if path.parent.is_dir():
+        for stale in path.parent.iterdir():
+            if stale.name.startswith(path.name + TEMPORARY_SUFFIX):
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
+                removed.append(stale)
+    return removed
+
+
+def atomic_write_zarr(
+    ds: xr.Dataset, path: str | os.PathLike, *, encoding: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``ds`` as a Zarr v3 store at ``path`` atomically.
+
+    The store is written to ``<path>.tmp`` (stale temporaries are removed first) and moved
+    into place with ``os.replace`` only when complete; an existing store at ``path`` is
+    replaced. Consolidated metadata is off (Zarr v3 warns about it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    temporary = _temporary_path(path)
+    ds.drop_encoding().to_zarr(
+        temporary,
+        mode="w-",
+        encoding=dict(encoding or {}),
+        consolidated=False,
+        zarr_format=3,
+    )
+    if path.exists():
+        displaced = path.with_name(path.name + TEMPORARY_SUFFIX + "-replaced")
+        os.replace(path, displaced)
+        os.replace(temporary, path)
+        shutil.rmtree(displaced) if displaced.is_dir() else displaced.unlink()
+    else:
+        os.replace(temporary, path)
+    return path
+
+
+def write_cell(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Store a cell's Dataset (from :func:`run_cell`) as Zarr at ``path``, atomically.
+
+    Chunks: :func:`store_chunks` over (trajectory, time), whole along the other dimensions;
+    string coordinates stay ``object`` dtype. The attrs keep ``cell_spec``, ``cell_hash``,
+    ``cq_core_version`` and ``numerics_version``. The same Dataset always gives the same
+    bytes on disk.
+    """
+    ds = ds.copy()
+    for name, coord in ds.coords.items():
+        if coord.dtype.kind == "U":
+            ds = ds.assign_coords({name: coord.astype(object)})
+    ds.attrs.setdefault("cq_core_version", __version__)
+    ds.attrs.setdefault("numerics_version", NUMERICS_VERSION)
+    return atomic_write_zarr(ds, path, encoding=_cell_encoding(ds))
+
+
+def read_cell_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """The attributes of a stored cell, read from its ``zarr.json`` without opening arrays."""
+    metadata = Path(path) / "zarr.json"
+    with metadata.open() as handle:
+        return dict(json.load(handle).get("attributes", {}))
