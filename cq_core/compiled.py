@@ -101,6 +101,99 @@ def _measurement_operators(kernel_pinv, coupled, L, K, KK):
 
 
 @_njit
+def _run_chunk_mass(
+    params, kernel, kernel_pinv, Z, populations, phases, dW, dt, first_step, saved_steps,
+    classical_out, psi_out, status, status_step,
+):  # fmt: skip
+    """``run_chunk`` written out for ``mass_superposition`` (d = 2, three noises).
+
+    Straight-line code with scalar locals: the same arithmetic as the generic loop, without
+    loops of length 2 and 3 whose branches cost more than the physics.
+    """
+    gmm, mass, d_src, eps2, phi = params[0], params[1], params[2], params[3], params[4]
+    s_x, s_y, s_z = kernel[3, 0], kernel[4, 1], kernel[5, 2]
+    k_x, k_y, k_z = 0.5 * kernel_pinv[0, 3], 0.5 * kernel_pinv[1, 4], 0.5 * kernel_pinv[2, 5]
+    first_slot = np.searchsorted(saved_steps, first_step + 1)
+    for t in range(Z.shape[0]):
+        slot = first_slot
+        x, y, z, px, py, pz = Z[t, 0], Z[t, 1], Z[t, 2], Z[t, 3], Z[t, 4], Z[t, 5]
+        p_l, p_r = populations[t, 0], populations[t, 1]
+        theta_l, theta_r = phases[t, 0], phases[t, 1]
+        for k in range(dW.shape[1]):
+            step = first_step + k + 1
+            if status[t] == 0:
+                dw_x, dw_y, dw_z = dW[t, k, 0], dW[t, k, 1], dW[t, k, 2]
+                # forces F_X = −GMm (r − r_X)/|r − r_X|³ and potentials of the two branches
+                sx_l, sx_r = x + d_src, x - d_src
+                yz2 = y * y + z * z + eps2
+                inv_l = 1.0 / np.sqrt(sx_l * sx_l + yz2)
+                inv_r = 1.0 / np.sqrt(sx_r * sx_r + yz2)
+                h_l = -gmm * inv_l + phi
+                h_r = -gmm * inv_r - phi
+                f_l = -gmm * inv_l * inv_l * inv_l
+                f_r = -gmm * inv_r * inv_r * inv_r
+                fx_l, fy_l, fz_l = f_l * sx_l, f_l * y, f_l * z
+                fx_r, fy_r, fz_r = f_r * sx_r, f_r * y, f_r * z
+                mean_fx = fx_l * p_l + fx_r * p_r
+                mean_fy = fy_l * p_l + fy_r * p_r
+                mean_fz = fz_l * p_l + fz_r * p_r
+                # classical Euler–Maruyama step: q̇ = p/m, ṗ = ⟨F⟩ + σ dW
+                x_new = x + px / mass * dt
+                y_new = y + py / mass * dt
+                z_new = z + pz / mass * dt
+                px_new = px + mean_fx * dt + s_x * dw_x
+                py_new = py + mean_fy * dt + s_y * dw_y
+                pz_new = pz + mean_fz * dt + s_z * dw_z
+                # K_i = ½ σ⁺ F_i; record dY_i = dW_i + 2⟨K_i⟩ dt; populations
+                dy_x = dw_x + 2.0 * dt * k_x * mean_fx
+                dy_y = dw_y + 2.0 * dt * k_y * mean_fy
+                dy_z = dw_z + 2.0 * dt * k_z * mean_fz
+                kx_l, ky_l, kz_l = k_x * fx_l, k_y * fy_l, k_z * fz_l
+                kx_r, ky_r, kz_r = k_x * fx_r, k_y * fy_r, k_z * fz_r
+                a_l = kx_l * dy_x + ky_l * dy_y + kz_l * dy_z
+                a_l -= dt * (kx_l * kx_l + ky_l * ky_l + kz_l * kz_l)
+                a_r = kx_r * dy_x + ky_r * dy_y + kz_r * dy_z
+                a_r -= dt * (kx_r * kx_r + ky_r * ky_r + kz_r * kz_r)
+                if a_l >= a_r:
+                    w_l, w_r = p_l, p_r * np.exp(2.0 * (a_r - a_l))
+                else:
+                    w_l, w_r = p_l * np.exp(2.0 * (a_l - a_r)), p_r
+                total = w_l + w_r
+                finite = (
+                    np.isfinite(x_new)
+                    and np.isfinite(y_new)
+                    and np.isfinite(z_new)
+                    and np.isfinite(px_new)
+                    and np.isfinite(py_new)
+                    and np.isfinite(pz_new)
+                    and np.isfinite(total)
+                    and total > 0.0
+                )
+                if finite:
+                    x, y, z, px, py, pz = x_new, y_new, z_new, px_new, py_new, pz_new
+                    p_l, p_r = w_l / total, w_r / total
+                    theta_l -= dt * h_l
+                    theta_r -= dt * h_r
+                else:
+                    status[t] = 2
+                    status_step[t] = step
+            if slot < saved_steps.shape[0] and saved_steps[slot] == step:
+                classical_out[t, slot, 0] = x
+                classical_out[t, slot, 1] = y
+                classical_out[t, slot, 2] = z
+                classical_out[t, slot, 3] = px
+                classical_out[t, slot, 4] = py
+                classical_out[t, slot, 5] = pz
+                a_l, a_r = np.sqrt(p_l), np.sqrt(p_r)
+                psi_out[t, slot, 0] = complex(a_l * np.cos(theta_l), a_l * np.sin(theta_l))
+                psi_out[t, slot, 1] = complex(a_r * np.cos(theta_r), a_r * np.sin(theta_r))
+                slot += 1
+        Z[t, 0], Z[t, 1], Z[t, 2], Z[t, 3], Z[t, 4], Z[t, 5] = x, y, z, px, py, pz
+        populations[t, 0], populations[t, 1] = p_l, p_r
+        phases[t, 0], phases[t, 1] = theta_l, theta_r
+
+
+@_njit
 def run_chunk(
     code,
     params,
@@ -136,6 +229,12 @@ def run_chunk(
     Updated in place; a frozen trajectory (status ≠ 0) keeps its state and fills its
     remaining save slots with it.
     """
+    if code == MASS_SUPERPOSITION:
+        _run_chunk_mass(
+            params, kernel, kernel_pinv, Z, populations, phases, dW, dt, first_step,
+            saved_steps, classical_out, psi_out, status, status_step,
+        )  # fmt: skip
+        return
     N, n = Z.shape
     d = populations.shape[1]
     chunk, m = dW.shape[1], dW.shape[2]
