@@ -92,8 +92,17 @@ def _apply(ops, vec):
     return (ops @ vec[..., None])[..., 0]
 
 
+def _as_matrices(H, K):
+    """Diagonal operators (H (N, d), K (N|1, m, d)) as full matrices; full ones unchanged."""
+    if H.ndim == 2:
+        identity = np.eye(H.shape[-1])
+        return H[:, :, None] * identity, K[..., :, None] * identity
+    return H, K
+
+
 def _kraus_operator(H, K, dY, dt, excess):
     """``M = 1 − iH dt − (1 + v/2) Σ K² dt + A + ½A²``, ``A = Σ K_i dY_i``: (N, d, d)."""
+    H, K = _as_matrices(H, K)
     d = H.shape[-1]
     A = np.einsum("nm,nmab->nab", dY, np.broadcast_to(K, (dY.shape[0], *K.shape[1:])))
     K2 = np.sum(K @ K, axis=-3)
@@ -110,6 +119,7 @@ def kraus_pure(psi, H, K, mean_K, dW, dt, excess=0.0):
 def kraus_density(rho, H, K, mean_K, dW, dt, excess=0.0):
     """Rouchon–Ralph Kraus step of a density matrix, with extra decoherence ``excess``."""
     M = _kraus_operator(H, K, dW + 2.0 * dt * mean_K, dt, excess)
+    H, K = _as_matrices(H, K)
     rho = M @ rho @ np.conj(np.swapaxes(M, -1, -2))
     if excess:
         rho = rho + excess * dt * np.sum(K @ rho[:, None] @ K, axis=1)
@@ -135,9 +145,7 @@ def euler_pure(psi, H, K, mean_K, dW, dt, excess=0.0):
 
 def euler_density(rho, H, K, mean_K, dW, dt, excess=0.0):
     """Euler–Maruyama step of the density-matrix SDE of SPEC §1 (not renormalised)."""
-    if H.ndim == 2:
-        H = H[:, :, None] * np.eye(H.shape[1])
-        K = K[..., :, None] * np.eye(K.shape[-1])
+    H, K = _as_matrices(H, K)
     K = np.broadcast_to(K, (rho.shape[0], *K.shape[1:]))
     rho_m = rho[:, None]  # (N, 1, d, d)
     K_rho = K @ rho_m
