@@ -1,10 +1,11 @@
 """A sweep cell: one model, one σ, one seed block of trajectories, run on Dask (SPEC §4).
 
 A *cell* is the unit of work of the pipeline: ``(model, params, σ, seed, base_seed, n_traj,
-t_final, dt, save_every, method, mode, excess)``, described by the frozen :class:`CellSpec`.
-:func:`run_cell` validates the cell, splits its trajectories into blocks, runs the blocks on
-Dask workers with the NumPy kernel (:func:`cq_core.simulate`), gathers them in trajectory
-order and concatenates them. :func:`write_cell` stores the result as Zarr atomically: it is
+t_final, dt, save_every, method, mode, excess, backend)``, described by the frozen
+:class:`CellSpec`. :func:`run_cell` validates the cell, splits its trajectories into blocks,
+runs the blocks on Dask workers with the simulation kernel (:func:`cq_core.simulate`; every
+block runs the same resolved backend), gathers them in trajectory order and concatenates
+them. :func:`write_cell` stores the result as Zarr atomically: it is
 written to a temporary sibling path and moved into place with ``os.replace`` only when
 complete, so no reader ever sees half a store.
 
@@ -26,7 +27,7 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,17 @@ from .version import NUMERICS_VERSION, __version__
 __all__ = [
     "CellSpec",
     "DEFAULT_BLOCK_SIZE",
+    "PROCESS_MIN_TRAJECTORY_STEPS",
     "STORE_TRAJECTORY_CHUNK",
+    "dask_client",
+    "decode_params",
     "atomic_write_zarr",
     "read_cell_attrs",
     "remove_stale_temporaries",
     "run_cell",
     "split_blocks",
     "store_chunks",
+    "use_processes",
     "write_cell",
 ]
 
@@ -63,6 +68,8 @@ CONNECT_TIMEOUT = 10.0
 """Seconds to wait for an external Dask scheduler before giving up."""
 WORKER_TIMEOUT = 60.0
 """Seconds to wait for an external scheduler to have at least one worker."""
+PROCESS_MIN_TRAJECTORY_STEPS = 20_000_000
+"""Below this much work (~10 s of the NumPy kernel) a process cluster's start-up never pays."""
 TEMPORARY_SUFFIX = ".tmp"
 """A store is written to ``<name>.tmp`` beside its final path, then moved into place."""
 
@@ -80,6 +87,17 @@ def _number(value: Any, kind: type) -> Any:
     if float(value).is_integer():
         return int(value)
     return value
+
+
+def decode_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Model parameters from their JSON form (``params_to_json``): complex arrays restored."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, Mapping) and set(value) == {"real", "imag"}:
+            return np.asarray(value["real"]) + 1j * np.asarray(value["imag"])
+        return value
+
+    return {key: decode(value) for key, value in params.items()}
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,10 @@ class CellSpec:
         Final time and step (model units); every ``save_every``-th step is stored.
     method, mode, excess
         Integrator, state form and decoherence above the minimum ``v`` (SPEC §1).
+    backend
+        Kernel: ``"numpy"``, ``"numba"`` (the fused kernel; equal to rounding, not bit for
+        bit) or ``"auto"``. :meth:`resolved` fixes ``"auto"`` for this machine, so that
+        every block of a cell runs the same kernel and the stored spec says which.
 
     Execution settings (block size, threads, scheduler address) are deliberately not part of
     a cell: they never change a stored number.
@@ -118,6 +140,7 @@ class CellSpec:
     method: str = "auto"
     mode: str = "pure"
     excess: float = 0.0
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         params = self.params if self.params is not None else {}
@@ -173,7 +196,7 @@ class CellSpec:
 
     def build_model(self) -> Model:
         """The cell's model (``ValueError`` naming valid models or parameters if invalid)."""
-        return get_model(self.model, **self.params)
+        return get_model(self.model, **decode_params(self.params))
 
     def check(self, *, first_trajectory: int = 0, n_traj: int | None = None) -> RunSettings:
         """Validate the whole cell with :func:`cq_core.check_run` (``ValueError`` naming the key).
@@ -193,7 +216,12 @@ class CellSpec:
             method=self.method,
             mode=self.mode,
             excess=self.excess,
+            backend=self.backend,
         )
+
+    def resolved(self) -> CellSpec:
+        """The cell with ``backend="auto"`` replaced by the kernel it selects here (validated)."""
+        return replace(self, backend=self.check(n_traj=1).backend)
 
     def simulate(self, *, first_trajectory: int = 0, n_traj: int | None = None) -> xr.Dataset:
         """Run trajectories ``first_trajectory … first_trajectory + n_traj − 1`` of the cell."""
@@ -210,6 +238,7 @@ class CellSpec:
             method=self.method,
             mode=self.mode,
             excess=self.excess,
+            backend=self.backend,
         )
 
 
@@ -282,13 +311,36 @@ def dask_client(
         yield client
 
 
+def use_processes(backend: str, threads: int, trajectory_steps: int) -> bool:
+    """Whether a local cluster should use worker processes rather than threads.
+
+    Measured on 2 cores (``benchmarks/bench_dask_cells.py``): the fused Numba kernel releases
+    the GIL, so threads scale and start in ~0.05 s; the NumPy kernel holds the GIL between
+    its many small array operations, so threads give no speed-up, while processes halve the
+    compute but cost 1–4 s to start. Processes therefore only for the NumPy kernel, with more
+    than one worker, and at least :data:`PROCESS_MIN_TRAJECTORY_STEPS` of work.
+    """
+    return backend == "numpy" and threads > 1 and trajectory_steps >= PROCESS_MIN_TRAJECTORY_STEPS
+
+
+def _dashboard_link(client: Any, *, local: bool) -> str:
+    """The scheduler's dashboard URL (a local cluster binds it to 127.0.0.1 at a free port)."""
+    try:
+        port = client.scheduler_info()["services"].get("dashboard")
+    except Exception:  # the link is informational only
+        port = None
+    if local and port:
+        return f"http://127.0.0.1:{port}/status"
+    return str(client.dashboard_link)
+
+
 def run_cell(
     spec: CellSpec,
     *,
     block_size: int | None = None,
     scheduler_address: str | None = None,
     threads: int = 1,
-    processes: bool = False,
+    processes: bool | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     worker_timeout: float = WORKER_TIMEOUT,
     log: logging.Logger | None = None,
@@ -309,6 +361,10 @@ def run_cell(
         raises ``ConnectionError`` after ``connect_timeout`` seconds.
     threads
         Workers of the local cluster (ignored with an external scheduler).
+    processes
+        Local cluster of worker processes (True) or threads (False). ``None`` decides per
+        cell (:func:`use_processes`): threads, unless the GIL-bound NumPy kernel has enough
+        work to repay the start-up of worker processes.
     log
         Receives progress: blocks done of total and trajectory-steps per second.
 
@@ -316,21 +372,25 @@ def run_cell(
     -------
     xarray.Dataset
         The Dataset of :func:`cq_core.simulate` for trajectories ``0 … n_traj − 1`` (in
-        memory), bit-identical to one ``simulate`` call, with the attrs ``cell_spec`` (JSON)
-        and ``cell_hash`` (:attr:`CellSpec.config_hash`) added.
+        memory), bit-identical to one ``simulate`` call, with the attrs ``cell_spec`` (JSON of
+        :meth:`CellSpec.resolved`) and ``cell_hash`` (its :attr:`CellSpec.config_hash`).
     """
     log = log or LOGGER
     settings = spec.check()  # everything is checked before any work starts
+    spec = replace(spec, backend=settings.backend)  # every block runs the same kernel
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     block_size = _positive_int("block_size", block_size)
     threads = _positive_int("threads", threads)
     blocks = split_blocks(settings.n_traj, block_size)
     steps_per_trajectory = settings.n_steps
+    if processes is None:
+        processes = use_processes(spec.backend, threads, settings.n_traj * settings.n_steps)
     where = scheduler_address or (
         f"a local {'process' if processes else 'in-process'} cluster of {threads} worker(s)"
     )
     log.info(
-        "cell %s: %s, sigma=%r, seed=%d, %d trajectories x %d steps in %d block(s) on %s",
+        "cell %s: %s, sigma=%r, seed=%d, %d trajectories x %d steps in %d block(s) "
+        "(%s kernel) on %s",
         spec.config_hash[:12],
         spec.model,
         spec.sigma,
@@ -338,6 +398,7 @@ def run_cell(
         settings.n_traj,
         steps_per_trajectory,
         len(blocks),
+        spec.backend,
         where,
     )
     spec_json = spec.to_json()
@@ -351,6 +412,7 @@ def run_cell(
     ) as client:
         from distributed import as_completed
 
+        log.info("Dask dashboard: %s", _dashboard_link(client, local=scheduler_address is None))
         start = time.perf_counter()
         futures = [
             client.submit(_simulate_block, spec_json, first, count, pure=False)
@@ -411,9 +473,13 @@ def _bytes_per_sample(var: xr.Variable) -> int:
     return var.dtype.itemsize * math.prod(others)
 
 
-def _cell_encoding(ds: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
+def _cell_chunks(ds: xr.Dataset) -> dict[str, int]:
     sampled = [v for v in ds.data_vars.values() if {"trajectory", "time"} <= set(v.dims)]
-    chunks = store_chunks(ds.sizes, max((_bytes_per_sample(v) for v in sampled), default=8))
+    return store_chunks(ds.sizes, max((_bytes_per_sample(v) for v in sampled), default=8))
+
+
+def _cell_encoding(ds: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
+    chunks = _cell_chunks(ds)
     return {
         name: {"chunks": tuple(chunks.get(d, n) for d, n in var.sizes.items())}
         for name, var in ds.variables.items()
@@ -480,11 +546,15 @@ def write_cell(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """
     ds = ds.copy()
     for name, coord in ds.coords.items():
-        if coord.dtype.kind == "U":
+        if coord.dtype.kind in "UT":
             ds = ds.assign_coords({name: coord.astype(object)})
     ds.attrs.setdefault("cq_core_version", __version__)
     ds.attrs.setdefault("numerics_version", NUMERICS_VERSION)
-    return atomic_write_zarr(ds, path, encoding=_cell_encoding(ds))
+    encoding = _cell_encoding(ds)
+    if any(var.chunks for var in ds.variables.values()):
+        # Dask chunks must match the Zarr chunks (one Dask chunk per stored chunk)
+        ds = ds.chunk({d: n for d, n in _cell_chunks(ds).items() if d in ds.dims})
+    return atomic_write_zarr(ds, path, encoding=encoding)
 
 
 def read_cell_attrs(path: str | os.PathLike) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Open the stored cells of a sweep as one lazy, labelled Dataset (SPEC §4).
+"""Sweeps: check a sweep's configuration, open its stored cells as one Dataset (SPEC §4).
 
 A sweep directory ``results/<sweep>/`` holds one Zarr store per cell at
 ``cells/sigma=<repr(σ)>/seed=<seed>.zarr`` (written by :func:`cq_core.cells.write_cell`).
@@ -13,19 +13,38 @@ Trajectory ``i`` of seed ``s`` is the path driven by the noise keyed (base_seed,
 same (seed, trajectory) at different σ shares its noise (common random numbers). Averages
 over all trajectories of a σ reduce over ``("seed", "trajectory")``
 (:data:`TRAJECTORY_DIMS`). The aggregate rules of the pipeline read cells with this function.
+
+:func:`sweep_cell_specs` and :func:`check_analysis` check one ``sweeps.<name>`` block of the
+pipeline configuration (the Snakefile calls them while parsing, so ``snakemake -n`` already
+fails on a bad value) and return its cells; every error names the configuration key.
 """
 
 from __future__ import annotations
 
+import importlib
+import math
 import os
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
 
-from .cells import TEMPORARY_SUFFIX
+from .cells import TEMPORARY_SUFFIX, CellSpec
+from .models import MODELS, get_model
 
-__all__ = ["open_sweep", "sweep_cells", "TRAJECTORY_DIMS", "SHARED_ATTRS"]
+__all__ = [
+    "open_sweep",
+    "open_store",
+    "sweep_cells",
+    "sigma_label",
+    "sweep_cell_specs",
+    "check_analysis",
+    "TRAJECTORY_DIMS",
+    "SHARED_ATTRS",
+]
 
 TRAJECTORY_DIMS = ("seed", "trajectory")
 """Dimensions that together enumerate the trajectories of one σ in a sweep Dataset."""
@@ -54,10 +73,19 @@ def sweep_cells(path: str | os.PathLike) -> list[Path]:
     )
 
 
-def _open_cell(store: Path, chunks) -> xr.Dataset:
+def open_store(store: str | os.PathLike, chunks: dict | None = None) -> xr.Dataset:
+    """Open one Zarr store written by the pipeline (a cell or a summary), lazily.
+
+    Snakemake leaves a ``.snakemake_timestamp`` file in every directory output, which Zarr
+    would warn about on every open; that warning is silenced here.
+    """
+    store = Path(store)
     if not (store / "zarr.json").is_file():
         raise FileNotFoundError(f"{store} is not a Zarr store (no zarr.json)")
-    return xr.open_zarr(store, consolidated=False, chunks=chunks)
+    chunks = {} if chunks is None else chunks
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
+        return xr.open_zarr(store, consolidated=False, chunks=chunks)
 
 
 def open_sweep(
@@ -104,11 +132,10 @@ def open_sweep(
     stores = sweep_cells(root) if cells is None else [Path(c) for c in cells]
     if not stores:
         raise FileNotFoundError(f"no stored cells under {root / 'cells'}")
-    chunks = {} if chunks is None else chunks
     grid: dict[tuple[float, int], xr.Dataset] = {}
     first_store, first = None, None
     for store in stores:
-        cell = _open_cell(store, chunks)
+        cell = open_store(store, chunks)
         if first is None:
             first_store, first = store, cell
         for key in SHARED_ATTRS:
@@ -159,3 +186,167 @@ def open_sweep(
     sweep.attrs["sweep"] = root.name
     sweep.attrs["n_cells"] = len(grid)
     return sweep
+
+
+# ------------------------------------------------------------------ configuration checks
+
+RUN_KEYS = (
+    "n_traj",
+    "t_final",
+    "dt",
+    "save_every",
+    "method",
+    "mode",
+    "excess",
+    "backend",
+    "seed",
+)
+"""Keys of a sweep that :func:`cq_core.check_run` checks (its messages start with the key)."""
+
+
+def sigma_label(sigma: float) -> str:
+    """σ as written in a cell's path: ``repr(float(σ))`` (``0.025``, ``1e-05``)."""
+    return repr(float(sigma))
+
+
+def _model_exists(name: Any) -> bool:
+    if not isinstance(name, str):
+        return False
+    if name in MODELS:
+        return True
+    module_name, _, function = name.partition(":")
+    if not function:
+        return False
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return False
+    return callable(getattr(module, function, None))
+
+
+def _failing_key(message: str, sigma_index: int, seed_index: int) -> str:
+    """The configuration key a :func:`cq_core.check_run` message is about."""
+    first = message.split(" ", 1)[0]
+    if first == "sigma":
+        return f"sigma[{sigma_index}]"
+    if first == "seed":
+        return f"seeds[{seed_index}]"
+    if first in RUN_KEYS:
+        return first
+    if "would store" in message:  # the memory check: too many trajectories or saved times
+        return "n_traj"
+    return "params"
+
+
+def _config_error(name: str, key: str, err: Exception | str) -> ValueError:
+    where = "base_seed" if key == "base_seed" else f"sweeps.{name}.{key}"
+    return ValueError(f"invalid config: {where}: {err}")
+
+
+def sweep_cell_specs(
+    name: str, sweep: Mapping[str, Any], *, base_seed: int = 0
+) -> dict[tuple[str, int], CellSpec]:
+    """Check one ``sweeps.<name>`` block and return its cells by ``(sigma_label, seed)``.
+
+    Builds the model (``get_model``), checks every (σ, seed) cell with ``check_run`` and
+    rejects duplicate σ (after ``float``) or seed values. The cells come back with their
+    kernel resolved (``backend="auto"`` becomes ``"numba"`` or ``"numpy"`` here), so the
+    pipeline's parameters name the kernel that computes the numbers. Raises ``ValueError``
+    naming the key, e.g. ``invalid config: sweeps.hist.sigma[1]: sigma must be > 0, got -1.0``.
+    """
+    model = sweep.get("model")
+    if not _model_exists(model):
+        raise _config_error(
+            name,
+            "model",
+            f"unknown model {model!r}; valid models: {', '.join(MODELS)} "
+            "(or a user model as 'package.module:function')",
+        )
+    params = sweep.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise _config_error(name, "params", f"must be a mapping, got {params!r}")
+    try:
+        get_model(model, **params)
+    except (ValueError, TypeError) as err:
+        raise _config_error(name, "params", err) from err
+    for key in ("sigma", "seeds", "n_traj", "t_final", "dt"):
+        if key not in sweep:
+            raise _config_error(name, key, "missing")
+    sigmas, seeds = list(sweep["sigma"]), list(sweep["seeds"])
+    for key, values in (("sigma", sigmas), ("seeds", seeds)):
+        if not values:
+            raise _config_error(name, key, "give at least one value")
+    for j, seed in enumerate(seeds):
+        if seed in seeds[:j]:
+            raise _config_error(name, f"seeds[{j}]", f"duplicate seed {seed!r}")
+    run = {key: sweep[key] for key in RUN_KEYS if key in sweep and key != "seed"}
+    cells: dict[tuple[str, int], CellSpec] = {}
+    labels: dict[str, int] = {}
+    for i, sigma in enumerate(sigmas):
+        for j, seed in enumerate(seeds):
+            spec = CellSpec(
+                model=model, params=params, sigma=sigma, seed=seed, base_seed=base_seed, **run
+            )
+            try:
+                settings = spec.check()
+            except ValueError as err:
+                key = "base_seed" if str(err).startswith("base_seed") else None
+                raise _config_error(name, key or _failing_key(str(err), i, j), err) from err
+            spec = replace(spec, backend=settings.backend)  # "auto" fixed for this machine
+            label = sigma_label(spec.sigma)
+            if j == 0 and label in labels:
+                raise _config_error(
+                    name, f"sigma[{i}]", f"duplicate of sigma[{labels[label]}] = {sigma!r}"
+                )
+            labels[label] = i
+            cells[(label, spec.seed)] = spec
+    return cells
+
+
+def check_analysis(name: str, sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``sweeps.<name>.analysis`` against the sweep; return the summary's settings.
+
+    Time slices must lie in ``[0, t_final]``, ``hist_bins`` be an integer >= 1 and the fit
+    window ``[t_start, t_end]`` satisfy ``0 <= t_start < t_end <= t_final``. Returns
+    ``{"time_slices", "hist_bins", "fit_window"}`` (the figures list is left out: it does not
+    change the summary).
+    """
+    analysis = sweep.get("analysis") or {}
+    t_final = float(sweep["t_final"])
+    tolerance = 1e-9 * max(1.0, t_final)
+    slices = analysis.get("time_slices", [0.0, t_final])
+    if not isinstance(slices, list) or not slices:
+        raise _config_error(name, "analysis.time_slices", "give a non-empty list of times")
+    for i, t in enumerate(slices):
+        if (
+            isinstance(t, bool)
+            or not isinstance(t, (int, float))
+            or not math.isfinite(t)
+            or not -tolerance <= t <= t_final + tolerance
+        ):
+            raise _config_error(
+                name, f"analysis.time_slices[{i}]", f"{t!r} is not a time in [0, {t_final!r}]"
+            )
+    bins = analysis.get("hist_bins", 40)
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise _config_error(name, "analysis.hist_bins", f"must be an integer >= 1, got {bins!r}")
+    window = analysis.get("fit_window")
+    if window is not None:
+        ok = (
+            isinstance(window, list)
+            and len(window) == 2
+            and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in window)
+            and -tolerance <= window[0] < window[1] <= t_final + tolerance
+        )
+        if not ok:
+            raise _config_error(
+                name,
+                "analysis.fit_window",
+                f"must be [t_start, t_end] with 0 <= t_start < t_end <= t_final = {t_final!r}, "
+                f"got {window!r}",
+            )
+    return {
+        "time_slices": [float(t) for t in slices],
+        "hist_bins": int(bins),
+        "fit_window": None if window is None else [float(t) for t in window],
+    }

@@ -1,0 +1,44 @@
+# ==========================================================================================
+# cq-sweep: (sigma, seed) sweeps of hybrid classical-quantum dynamics (SPEC §4)
+#
+#   snakemake --cores 2                       # run config/config.yaml
+#   snakemake --cores 2 --configfile my.yaml  # deep-merged over it
+#
+# Data flow: config -> validation -> one job per (sweep, sigma, seed) cell -> Zarr stores
+# -> one summary job per sweep -> results/<sweep>/summary.zarr. The rules only wire; the
+# physics and the analysis live in the cq_core package (python -m cq_core ...).
+# ==========================================================================================
+
+from snakemake.utils import min_version, validate
+
+# ----------------------------------------------------------------------- minimum version
+min_version("9.0")
+
+
+# ------------------------------------------------------------------------- configuration
+configfile: "config/config.yaml"
+
+
+# ---------------------------------------------------------------------------- validation
+# the schema first (types, ranges, unknown keys), then every sweep against the models
+# (get_model, check_run on each cell, duplicates, analysis times): `snakemake -n` fails
+# on an invalid config with a message naming the key, before any job starts.
+validate(config, schema="config/schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+
+
+SWEEP_CELLS, SWEEP_ANALYSIS = check_sweeps(config)
+
+
+# --------------------------------------------------------------------------------- rules
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/analyse.smk"
+
+
+# -------------------------------------------------------------------------------- target
+rule all:
+    default_target: True
+    input:
+        get_all_summaries(),

@@ -1,0 +1,123 @@
+# ==========================================================================================
+# Shared helpers: the cell grid of every sweep, input functions, job resources.
+# Execution settings (dask.*) reach the jobs through DASK_OPTIONS on the command line, never
+# through params, so changing them never reruns a cell (SPEC §4).
+# ==========================================================================================
+
+import json
+import math
+import shlex
+import sys
+
+import cq_core
+from cq_core.sweep import check_analysis, sweep_cell_specs
+
+PYTHON = sys.executable
+RESULTS = config["results"].rstrip("/")
+NUMERICS_VERSION = cq_core.NUMERICS_VERSION
+DASK = config["dask"]
+
+
+wildcard_constraints:
+    sweep=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    sigma=r"[0-9][0-9.e+-]*",
+    seed=r"[0-9]+",
+
+
+def _dask_options(dask):
+    """The run-cell options of the dask block (the job's own --threads is added by the rule)."""
+    options = [
+        "--block-size", str(dask["block_size"]),
+        "--connect-timeout", str(dask["connect_timeout"]),
+        "--worker-timeout", str(dask["worker_timeout"]),
+    ]
+    if dask["scheduler_address"]:
+        options += ["--scheduler-address", dask["scheduler_address"]]
+    processes = {True: "true", False: "false"}.get(dask["processes"], "auto")
+    return shlex.join(options + ["--processes", processes])
+
+
+DASK_OPTIONS = _dask_options(DASK)
+
+
+def check_sweeps(config):
+    """Check every sweep against cq_core; return its cells and its summary settings.
+
+    Returns ``({sweep: {(sigma_label, seed): CellSpec}}, {sweep: analysis settings})``.
+    Raises ValueError naming the key (``invalid config: sweeps.<name>.<key>: ...``).
+    """
+    cells, analysis = {}, {}
+    for name, sweep in config["sweeps"].items():
+        cells[name] = sweep_cell_specs(name, sweep, base_seed=config["base_seed"])
+        analysis[name] = check_analysis(name, sweep)
+    return cells, analysis
+
+
+def get_cell_spec(wildcards):
+    """The CellSpec of the cell named by the wildcards (sweep, sigma, seed)."""
+    try:
+        return SWEEP_CELLS[wildcards.sweep][(wildcards.sigma, int(wildcards.seed))]
+    except KeyError:
+        raise ValueError(
+            f"no cell sigma={wildcards.sigma} seed={wildcards.seed} in sweep "
+            f"{wildcards.sweep!r} of the config"
+        ) from None
+
+
+def get_cell_spec_json(wildcards):
+    """The cell as canonical JSON: the cell rule's rerun-relevant parameters."""
+    return get_cell_spec(wildcards).to_json()
+
+
+def _cell_blocks(spec):
+    return math.ceil(spec.n_traj / DASK["block_size"])
+
+
+def get_cell_threads(wildcards):
+    """Local Dask workers of a cell job: dask.threads, but no more than its blocks."""
+    if DASK["scheduler_address"]:
+        return 1
+    return max(1, min(DASK["threads"], _cell_blocks(get_cell_spec(wildcards))))
+
+
+def _cell_size_mb(spec):
+    settings = spec.check()
+    model = spec.build_model()
+    state = model.dim**2 if spec.mode == "density" else model.dim
+    per_sample = 8 * model.n_classical + 16 * state
+    return spec.n_traj * len(settings.saved_steps) * per_sample / 2**20
+
+
+def get_cell_mem_mb(wildcards):
+    """Memory of a cell job: the gathered blocks and their concatenation, plus the runtime."""
+    return int(1000 + 3 * _cell_size_mb(get_cell_spec(wildcards)))
+
+
+def get_cell_runtime(wildcards):
+    """Wall time (minutes) of a cell job, at a pessimistic 1e5 trajectory-steps/s."""
+    spec = get_cell_spec(wildcards)
+    steps = spec.n_traj * spec.check().n_steps
+    return int(10 + steps / 1e5 / 60)
+
+
+def get_sweep_cells(wildcards):
+    """Every cell store of a sweep in the config (sigma-major order)."""
+    return [
+        expand(rules.simulate_cell.output.cell, sweep=wildcards.sweep, sigma=label, seed=seed)[0]
+        for label, seed in SWEEP_CELLS[wildcards.sweep]
+    ]
+
+
+def get_analysis_json(wildcards):
+    """The summary settings of a sweep (time slices, bins, fit window) as canonical JSON."""
+    return json.dumps(SWEEP_ANALYSIS[wildcards.sweep], sort_keys=True, separators=(",", ":"))
+
+
+def get_summary_mem_mb(wildcards):
+    """Memory of a summary job: Dask reads the cells chunk by chunk."""
+    return 2000
+
+
+def get_all_summaries():
+    """The summary of every sweep in the config."""
+    return expand(rules.summarise_sweep.output.summary, sweep=list(SWEEP_CELLS))
