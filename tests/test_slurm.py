@@ -1,0 +1,326 @@
+"""Cluster submission on a real one-node SLURM (issue 6; tests/slurm_cluster.py, SLURM.md).
+
+A module fixture stands up SLURM from Debian's packages on 127.0.0.1 and stops every daemon
+it started by pid afterwards. Without the packages or root the tests skip with the reason;
+with ``CQ_REQUIRE_SLURM=1`` (set by ``.ci/run``) they fail instead, so CI never skips them.
+
+- a plain ``sbatch`` job (with an ``srun`` step) runs and completes, and a second cluster
+  stops every daemon it started;
+- ``workflow/profiles/slurm`` names existing rules, asks for squeue status checks and gives
+  cells more than summaries; Snakemake accepts it in a dry run (no SLURM needed);
+- a small sweep through that profile (snakemake-executor-plugin-slurm) writes cell and
+  summary stores bit-identical to a local ``snakemake --cores 2`` run of the same config;
+- a cell whose Dask workers are SLURM jobs of dask-jobqueue's ``SLURMCluster`` is
+  bit-identical to a local run with another block size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from slurm_cluster import OneNodeSlurm, is_running, slurm_unavailable_reason
+from test_pipeline import TINY
+from test_pipeline import _copy_workflow as copy_workflow
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "workflow" / "profiles" / "slurm"
+
+
+def require_slurm() -> None:
+    """Skip when no SLURM can be stood up here, or fail when CQ_REQUIRE_SLURM=1 (CI)."""
+    reason = slurm_unavailable_reason()
+    if reason:
+        if os.environ.get("CQ_REQUIRE_SLURM") == "1":
+            pytest.fail(f"CQ_REQUIRE_SLURM=1 but no SLURM can be stood up: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """A running one-node SLURM with ``SLURM_CONF`` exported; torn down after the module."""
+    require_slurm()
+    cluster = OneNodeSlurm()
+    cluster.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            # sbatch/squeue/scancel called by Snakemake's plugin and dask-jobqueue, and the
+            # jobs themselves (sbatch --export=ALL), find this cluster through SLURM_CONF,
+            # and through the client wrappers first on PATH where SLURM_CONF was dropped.
+            patch.setenv("SLURM_CONF", str(cluster.conf))
+            patch.setenv("PATH", cluster.env["PATH"])
+            yield cluster
+    finally:
+        cluster.stop()
+
+
+def assert_stores_identical(store: Path, reference: Path) -> None:
+    """Same files with the same bytes (Snakemake's timestamp aside), and identical Datasets."""
+    import xarray as xr
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {
+            str(path.relative_to(root)): path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and path.name != ".snakemake_timestamp"
+        }
+
+    found, expected = files(store), files(reference)
+    assert sorted(found) == sorted(expected), f"{store} and {reference} hold different files"
+    differing = [name for name in expected if found[name] != expected[name]]
+    assert not differing, f"bytes differ in {differing[:5]} of {store}"
+    with (
+        xr.open_zarr(store, consolidated=False) as got,
+        xr.open_zarr(reference, consolidated=False) as want,
+    ):
+        assert got.load().identical(want.load())
+
+
+def test_batch_job_with_a_step_completes(slurm, tmp_path):
+    output = tmp_path / "job-%j.out"
+    job_id = slurm.sbatch(
+        "--output",
+        str(output),
+        "--wrap",
+        "srun -n1 echo step-ran-on-$(hostname -s)",
+        job_name="echo",
+    )
+    assert slurm.wait_for_jobs([job_id], timeout=30) == {job_id: "COMPLETED"}
+    text = (tmp_path / f"job-{job_id}.out").read_text()
+    assert f"step-ran-on-{slurm.node}" in text
+
+
+def test_a_second_cluster_stops_every_daemon_it_started():
+    """Start and stop a cluster of its own: afterwards none of its daemons runs."""
+    require_slurm()
+    second = OneNodeSlurm()
+    second.start()
+    try:
+        started = second.daemon_pids
+        assert {"slurmctld", "slurmd"} <= set(started)
+        assert all(is_running(pid, name) for name, pid in started.items())
+    finally:
+        second.stop()
+    up, down = second.startup_seconds, second.shutdown_seconds
+    print(f"second cluster: up in {up:.2f} s, down in {down:.2f} s")
+    assert not any(is_running(pid, name) for name, pid in started.items()), started
+    assert second.daemon_pids == {} and not second.root.exists()
+
+
+def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    """Start ``snakemake *args`` in ``workdir``; finish it with :func:`finish_snakemake`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_snakemake(process: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait for a started snakemake and assert that it succeeded."""
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.terminate()  # Snakemake cancels its SLURM jobs on SIGTERM
+        try:
+            _, stderr = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        pytest.fail(f"snakemake did not finish within {timeout:.0f} s:\n{stderr[-4000:]}")
+    assert process.returncode == 0, f"{' '.join(process.args)} failed:\n{stderr[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory) -> Path:
+    """The pipeline tests' workflow copy and tiny config, run locally with --cores 2."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("local-sweep") / "workflow")
+    finish_snakemake(start_snakemake(workdir, "--cores", "2"))
+    return workdir
+
+
+def assert_sweeps_identical(workdir: Path, reference: Path) -> None:
+    """Every cell store and summary store of ``workdir`` equals that of ``reference``."""
+    (name, sweep), *others = TINY["sweeps"].items()
+    n_cells = len(sweep["sigma"]) * len(sweep["seeds"])
+    assert not others and n_cells >= 2
+    results = reference / TINY["results"] / name
+    cells = sorted(results.glob("cells/sigma=*/seed=*.zarr"))
+    assert len(cells) == n_cells
+    for store in [*cells, results / "summary.zarr"]:
+        assert_stores_identical(workdir / store.relative_to(reference), store)
+
+
+# --- cells on dask-jobqueue workers ---------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
+def test_cells_on_dask_jobqueue_workers_are_bit_identical(slurm, local_sweep, tmp_path):
+    """Dask workers as SLURM jobs (dask-jobqueue) give the same stores as local runs.
+
+    One cell through ``run_cell(..., scheduler_address=...)`` with another block size, then
+    the tiny sweep with the config's ``dask.scheduler_address`` pointing at those workers.
+    """
+    from dask_jobqueue import SLURMCluster
+    from distributed import Client
+
+    from cq_core.cells import CellSpec, run_cell, write_cell
+
+    spec = CellSpec(
+        model="mass_superposition",
+        params={},
+        sigma=0.02,
+        seed=3,
+        n_traj=48,
+        t_final=0.01,
+        dt=1e-3,
+        save_every=2,
+    )
+    local = write_cell(run_cell(spec, block_size=48, threads=1), tmp_path / "local.zarr")
+
+    job_name = f"{slurm.prefix}-dask"
+    began = time.monotonic()
+    cluster = SLURMCluster(
+        cores=1,
+        memory="1GB",
+        processes=1,
+        walltime="00:05:00",
+        queue=slurm.partition,
+        account=None,
+        job_name=job_name,
+        python=sys.executable,
+        interface="lo",  # scheduler and workers on 127.0.0.1 only
+        scheduler_options={"dashboard_address": "127.0.0.1:0"},
+        worker_extra_args=["--no-dashboard"],
+        local_directory=str(tmp_path / "dask-worker-space"),
+        log_directory=str(tmp_path / "dask-logs"),
+    )
+    try:
+        cluster.scale(2)
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=60)
+        ready = time.monotonic() - began
+        worker_jobs = [state for name, state in slurm.jobs().values() if name == job_name]
+        assert worker_jobs == ["RUNNING", "RUNNING"], slurm.jobs()
+        remote = write_cell(
+            run_cell(spec, block_size=12, scheduler_address=cluster.scheduler_address),
+            tmp_path / "remote.zarr",
+        )
+        # the same through the pipeline: the config names the scheduler (README)
+        via_config = copy_workflow(tmp_path / "via-config")
+        dask_config = tmp_path / "dask.yaml"
+        address = cluster.scheduler_address
+        dask_config.write_text(yaml.safe_dump({"dask": {"scheduler_address": address}}))
+        began = time.monotonic()
+        finish_snakemake(
+            start_snakemake(via_config, "--cores", "2", "--configfile", str(dask_config))
+        )
+        sweep_seconds = time.monotonic() - began
+    finally:
+        cluster.close()
+        slurm.cancel_jobs()
+    print(f"dask-jobqueue: 2 workers up in {ready:.1f} s; tiny sweep on them {sweep_seconds:.1f} s")
+    assert_stores_identical(remote, local)
+    assert_sweeps_identical(via_config, local_sweep)
+    log = next((via_config / TINY["results"]).glob("*/logs/cells/*/*.log")).read_text()
+    assert address in log  # the cell really ran on the SLURM workers
+
+
+# --- a sweep through the Snakemake profile -------------------------------------------------
+
+
+def profile_overrides(slurm) -> list[str]:
+    """Command-line options that point the profile at the test cluster and poll fast.
+
+    The plugin polls ``init`` seconds after a job finished, then waits 10 s longer after each
+    poll that found none finished: with 2 s, polls fall 2, 14 and 36 s after a submission,
+    which suits the 8-11 s jobs here (the profile's 40 s suits real clusters).
+
+    A command-line option replaces a whole top-level key of the profile, so default-resources
+    and set-resources are restated from the profile: with the test partition added, and
+    memory capped at half the node's so that two jobs fit side by side on a small machine.
+    """
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    defaults = {**profile["default-resources"], "slurm_partition": slurm.partition}
+    per_rule = [
+        f"{rule}:{name}={min(value, slurm.real_memory_mb // 2) if name == 'mem_mb' else value}"
+        for rule, resources in profile["set-resources"].items()
+        for name, value in resources.items()
+    ]
+    return [
+        "--default-resources",
+        *(f"{name}={value}" for name, value in defaults.items()),
+        "--set-resources",
+        *per_rule,
+        "--slurm-jobname-prefix",
+        slurm.prefix,
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "1",
+    ]
+
+
+def test_profile_asks_for_squeue_status_and_per_rule_resources():
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["slurm-status-command"] == "squeue"
+    assert "cpus_per_task" not in profile["default-resources"]
+    threads, resources = profile["set-threads"], profile["set-resources"]
+    assert threads["simulate_cell"] > threads["summarise_sweep"]
+    assert resources["simulate_cell"]["mem_mb"] > resources["summarise_sweep"]["mem_mb"]
+    rules = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
+    for rule in [*threads, *resources]:
+        assert f"rule {rule}:" in rules, f"the profile names a rule that does not exist: {rule}"
+
+
+def test_profile_dry_run_needs_no_slurm(tmp_path):
+    """Snakemake accepts every key of the profile and plans the sweep (no SLURM involved)."""
+    workdir = copy_workflow(tmp_path / "workflow")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "-n", "--quiet", "rules"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={key: value for key, value in os.environ.items() if key != "SLURM_CONF"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    n_cells = sum(len(s["sigma"]) * len(s["seeds"]) for s in TINY["sweeps"].values())
+    assert re.search(rf"^simulate_cell\s+{n_cells}$", result.stdout, re.MULTILINE), result.stdout
+
+
+@pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
+def test_sweep_through_the_slurm_profile_matches_a_local_run(slurm, local_sweep, tmp_path):
+    on_slurm = copy_workflow(tmp_path / "slurm")
+    began = time.monotonic()
+    process = start_snakemake(
+        on_slurm,
+        "--profile",
+        str(PROFILE),
+        *profile_overrides(slurm),
+        # one CPU per job, so that two cells run at once on a 2-CPU node
+        "--set-threads",
+        "simulate_cell=1",
+        "summarise_sweep=1",
+    )
+    try:
+        finish_snakemake(process)
+    finally:
+        slurm.cancel_jobs()
+    print(f"tiny sweep through the SLURM profile: {time.monotonic() - began:.1f} s")
+
+    # the plugin names every job of a run <prefix>_<run id>: one per cell, one summary
+    n_cells = sum(len(s["sigma"]) * len(s["seeds"]) for s in TINY["sweeps"].values())
+    states = [state for job, state in slurm.jobs().values() if job.startswith(slurm.prefix + "_")]
+    assert states == ["COMPLETED"] * (n_cells + 1), slurm.jobs()
+    assert_sweeps_identical(on_slurm, local_sweep)
