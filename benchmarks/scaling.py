@@ -1,0 +1,302 @@
+"""How the cost grows: with trajectories, steps, Hilbert dimension, Dask workers, cell size.
+
+Single-core curves use CPU seconds (least of ``repeats`` runs); the Dask curve uses wall
+seconds, since parallelism is exactly what CPU time would hide. Exponents are least-squares
+slopes on log–log axes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import ExitStack
+from typing import Any
+
+from . import memory
+from ._util import (
+    affine_fit,
+    available_cores,
+    best_time,
+    interleaved,
+    load_average,
+    loglog_slope,
+)
+from .workloads import SEED_WORKLOAD, Workload, lattice_workload, simulate_task, warm_up
+
+__all__ = [
+    "big_cell",
+    "dask_sweep",
+    "seed_cell_output_mib",
+    "versus_dimension",
+    "versus_steps",
+    "versus_trajectories",
+]
+
+DASK_SIGMAS = (0.02, 0.025)
+"""σ values of the Dask sweep (2 σ × 4 seeds = 8 cells)."""
+DASK_SEEDS = (0, 1, 2, 3)
+"""Seeds of the Dask sweep."""
+
+
+def _seed_like(n_traj: int, n_steps: int) -> Workload:
+    """The seed workload's model and σ with another number of trajectories or steps."""
+    base = SEED_WORKLOAD
+    return Workload(
+        model=base.model,
+        params=base.params,
+        sigma=base.sigma,
+        n_traj=n_traj,
+        n_steps=n_steps,
+        dt=base.dt,
+        save_every=base.save_every,
+    )
+
+
+def versus_trajectories(counts: list[int], n_steps: int, repeats: int) -> dict[str, Any]:
+    """CPU seconds of the default kernel against the number of trajectories."""
+    warm_up(SEED_WORKLOAD)
+    seconds = [best_time(simulate_task(_seed_like(n, n_steps)), repeats) for n in counts]
+    return {
+        "model": SEED_WORKLOAD.model,
+        "n_steps": n_steps,
+        "n_traj": counts,
+        "cpu_s": seconds,
+        "slope": loglog_slope(counts, seconds),
+        "slope_largest_4": loglog_slope(counts[-4:], seconds[-4:]),
+        "affine_fit_s": affine_fit(counts, seconds),
+        "affine_fit_meaning": "cpu_s = fixed + per_unit × n_traj (fixed: per-run overhead)",
+    }
+
+
+def versus_steps(counts: list[int], n_traj: int, repeats: int) -> dict[str, Any]:
+    """CPU seconds of the default kernel against the number of time steps."""
+    warm_up(SEED_WORKLOAD)
+    seconds = [best_time(simulate_task(_seed_like(n_traj, n)), repeats) for n in counts]
+    return {
+        "model": SEED_WORKLOAD.model,
+        "n_traj": n_traj,
+        "n_steps": counts,
+        "cpu_s": seconds,
+        "slope": loglog_slope(counts, seconds),
+        "slope_largest_4": loglog_slope(counts[-4:], seconds[-4:]),
+        "affine_fit_s": affine_fit(counts, seconds),
+        "affine_fit_meaning": "cpu_s = fixed + per_unit × n_steps (fixed: per-run and "
+        "per-trajectory set-up)",
+    }
+
+
+def versus_dimension(
+    sites: list[int],
+    *,
+    n_steps: int,
+    levels_budget: int,
+    repeats: int,
+    backends: tuple[str, ...] = ("auto", "numpy"),
+    fit_from_d: int = 64,
+) -> dict[str, Any]:
+    """CPU seconds per trajectory-step of ``qubit_lattice`` against d = 2ⁿ, per backend.
+
+    Each run has ``max(4, levels_budget // d)`` trajectories so that every point costs about
+    the same. The slope is fitted for d ≥ ``fit_from_d``, where the per-level work dominates
+    the fixed per-step cost; a kernel linear in d (or d·log d) gives ~1 (~1.1), one that
+    multiplies d×d matrices gives 2.
+    """
+    result: dict[str, Any] = {
+        "model": "qubit_lattice",
+        "n": sites,
+        "d": [2**n for n in sites],
+        "n_steps": n_steps,
+        "fit_from_d": fit_from_d,
+        "backends": {},
+    }
+    for backend in backends:
+        per_step = []
+        for n in sites:
+            workload = lattice_workload(n, max(4, levels_budget // 2**n), n_steps, n_steps)
+            warm_up(workload, (backend,))
+            seconds = best_time(simulate_task(workload, backend), repeats)
+            per_step.append(seconds / workload.trajectory_steps)
+        fitted = [(d, t) for d, t in zip(result["d"], per_step, strict=True) if d >= fit_from_d]
+        name = "numba (default)" if backend == "auto" else backend
+        result["backends"][name] = {
+            "cpu_s_per_trajectory_step": per_step,
+            "slope": loglog_slope([d for d, _ in fitted], [t for _, t in fitted])
+            if len(fitted) >= 2
+            else None,
+        }
+    return result
+
+
+def _warm_worker() -> bool:
+    """Run on every Dask worker before timing: imports cq_core and loads the Numba cache."""
+    warm_up(SEED_WORKLOAD)
+    return True
+
+
+def _worker_cpu(client: Any) -> float:
+    """CPU seconds used so far by all worker processes of a cluster (this process if threads)."""
+    return float(sum(client.run(time.process_time).values()))
+
+
+def dask_sweep(
+    *, n_traj: int, n_steps: int, block_size: int, repeats: int, kinds: tuple[str, ...]
+) -> dict[str, Any]:
+    """Wall time of a 2-σ × 4-seed sweep of cells with 1 and 2 Dask workers.
+
+    Each cell goes through :func:`cq_core.cells.run_cell` (blocks of ``block_size``
+    trajectories) against a running ``LocalCluster`` of single-threaded workers, cells one
+    after another as a driver would submit them. ``kinds`` selects ``"processes"`` (one
+    worker process each) and/or ``"threads"`` (workers as threads of this process, the
+    pipeline's in-process default). The 1- and 2-worker clusters run side by side and their
+    sweeps alternate. Cluster start-up and worker warm-up are not timed. Also reported: the
+    same 8 cells run by plain ``simulate`` calls without Dask (the overhead yardstick), the
+    cores the workers actually got (``cores_used``: their CPU seconds over the sweeps' wall
+    seconds; for threads, this whole process's), and, before and after, how many cores two
+    busy processes could get on this machine at that moment (:func:`available_cores`: other
+    users' load caps any speed-up). For a process cluster, ``speedup_expected_on_2_free_cores``
+    is the load-independent Amdahl estimate from CPU seconds: the workers' share divides over
+    two cores, the driver's (this process: scheduler, result transfer, concatenation) does
+    not. Wall seconds, least of ``repeats``.
+    """
+    from distributed import Client, LocalCluster
+
+    from cq_core.cells import CellSpec, run_cell
+
+    base = SEED_WORKLOAD
+    specs = [
+        CellSpec(
+            model=base.model,
+            params=base.params,
+            sigma=sigma,
+            seed=seed,
+            n_traj=n_traj,
+            t_final=n_steps * base.dt,
+            dt=base.dt,
+            save_every=base.save_every,
+        )
+        for sigma in DASK_SIGMAS
+        for seed in DASK_SEEDS
+    ]
+    quiet = logging.getLogger("benchmarks.dask")
+    quiet.setLevel(logging.WARNING)
+    warm_up(base)
+
+    def serial() -> None:
+        for spec in specs:
+            spec.simulate()
+
+    result: dict[str, Any] = {
+        "cells": len(specs),
+        "sigmas": list(DASK_SIGMAS),
+        "seeds": list(DASK_SEEDS),
+        "n_traj_per_cell": n_traj,
+        "n_steps": n_steps,
+        "block_size": block_size,
+        "clock": "wall",
+        "no_dask_wall_s": best_time(serial, repeats, clock=time.perf_counter),
+        "load_average_before": load_average(),
+        "clusters": {},
+    }
+    result["cores_available_before"] = available_cores()
+    for kind in kinds:
+        with ExitStack() as stack:
+            sweeps, clients, thread_cpu = {}, {}, {}
+            for workers in (1, 2):
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=kind == "processes",
+                        dashboard_address="127.0.0.1:0",
+                        worker_dashboard_address="127.0.0.1:0",
+                        silence_logs=logging.ERROR,
+                    )
+                )
+                client = stack.enter_context(Client(cluster, set_as_default=False))
+                client.run(_warm_worker)
+                clients[str(workers)] = client
+                thread_cpu[str(workers)] = []
+
+                def sweep(
+                    address: str = cluster.scheduler_address,
+                    log: list[float] = thread_cpu[str(workers)],
+                ) -> None:
+                    cpu = time.process_time()
+                    for spec in specs:
+                        run_cell(spec, block_size=block_size, scheduler_address=address, log=quiet)
+                    log.append(time.process_time() - cpu)
+
+                sweeps[str(workers)] = sweep
+            before = {w: _worker_cpu(c) for w, c in clients.items()}
+            # both clusters stay up; their sweeps alternate, so drifts in load hit both alike
+            times = interleaved(sweeps, repeats, clock=time.perf_counter)
+            used = {w: _worker_cpu(c) - before[w] for w, c in clients.items()}
+        walls = {workers: entry["min_s"] for workers, entry in times.items()}
+        driver = {w: sum(cpu) / len(cpu) for w, cpu in thread_cpu.items()}
+        estimate = None
+        if kind == "processes":
+            # Amdahl from CPU seconds: worker work splits over 2 cores, the driver's does not
+            work = used["1"] / len(thread_cpu["1"])
+            estimate = (work + driver["1"]) / (work / 2 + driver["1"])
+        else:  # the workers are threads of this process
+            used = {w: sum(cpu) for w, cpu in thread_cpu.items()}
+        result["clusters"][kind] = {
+            "driver_cpu_s_per_sweep": driver,
+            "worker_cpu_s_per_sweep": {w: used[w] / len(thread_cpu[w]) for w in used},
+            "speedup_expected_on_2_free_cores": estimate,
+            "wall_s": walls,
+            "median_wall_s": {workers: entry["median_s"] for workers, entry in times.items()},
+            "speedup_2_vs_1": walls["1"] / walls["2"],
+            "cores_used": {w: used[w] / sum(times[w]["samples_s"]) for w in times},
+            "dask_overhead_1_worker_s_per_cell": (walls["1"] - result["no_dask_wall_s"])
+            / len(specs),
+        }
+    result["cores_available_after"] = available_cores()
+    result["load_average_after"] = load_average()
+    return result
+
+
+def big_cell(
+    *, n_traj: int, n_steps: int, block_sizes: list[int], control_n_traj: int | None
+) -> dict[str, Any]:
+    """Peak resident memory of one big cell run in blocks, for each block size (fresh process).
+
+    The cell is the seed workload's model and σ with ``n_traj`` trajectories, stored only at
+    t = 0 and t_final (``save_every = n_steps``), so that the gathered output (which
+    :func:`~cq_core.cells.run_cell` returns in memory) stays small and the working memory of
+    a block is what is seen. ``control_n_traj``: the largest block size again on a smaller
+    cell, to show that the cell size does not set the peak.
+    """
+    base = SEED_WORKLOAD
+
+    def task(cell_traj: int, block: int) -> dict[str, Any]:
+        cell = {
+            "model": base.model,
+            "params": base.params,
+            "sigma": base.sigma,
+            "seed": 0,
+            "n_traj": cell_traj,
+            "t_final": n_steps * base.dt,
+            "dt": base.dt,
+            "save_every": n_steps,
+        }
+        report = memory.measure(
+            {"kind": "run_cell", "cell": cell, "block_size": block, "threads": 1}
+        )
+        return {"n_traj": cell_traj, "block_size": block, **report}
+
+    runs = [task(n_traj, block) for block in block_sizes]
+    if control_n_traj:
+        runs.append(task(control_n_traj, max(block_sizes)))
+    return {
+        "via": "cq_core.cells.run_cell (in-process Dask cluster, 1 worker)",
+        "n_steps": n_steps,
+        "save_every": n_steps,
+        "runs": runs,
+    }
+
+
+def seed_cell_output_mib(n_traj: int, n_steps: int, save_every: int) -> float:
+    """Size (MiB) of the Dataset a ``mass_superposition`` cell returns (6 reals, 2 complex)."""
+    saved = n_steps // save_every + 1 + (1 if n_steps % save_every else 0)
+    return n_traj * saved * (6 * 8 + 2 * 16) / 2.0**20
