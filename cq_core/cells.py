@@ -49,7 +49,9 @@ __all__ = [
     "atomic_write_zarr",
     "read_cell_attrs",
     "remove_stale_temporaries",
+    "iter_cell_blocks",
     "run_cell",
+    "run_cell_to_store",
     "split_blocks",
     "store_chunks",
     "use_processes",
@@ -334,7 +336,7 @@ def _dashboard_link(client: Any, *, local: bool) -> str:
     return str(client.dashboard_link)
 
 
-def run_cell(
+def iter_cell_blocks(
     spec: CellSpec,
     *,
     block_size: int | None = None,
@@ -344,8 +346,8 @@ def run_cell(
     connect_timeout: float = CONNECT_TIMEOUT,
     worker_timeout: float = WORKER_TIMEOUT,
     log: logging.Logger | None = None,
-) -> xr.Dataset:
-    """Run every trajectory of a cell in blocks on Dask; return them as one Dataset (SPEC §4).
+) -> Iterator[tuple[int, xr.Dataset]]:
+    """Run a cell's trajectory blocks on Dask; yield ``(block index, Dataset)`` as they finish.
 
     Parameters
     ----------
@@ -368,12 +370,12 @@ def run_cell(
     log
         Receives progress: blocks done of total and trajectory-steps per second.
 
-    Returns
-    -------
-    xarray.Dataset
-        The Dataset of :func:`cq_core.simulate` for trajectories ``0 … n_traj − 1`` (in
-        memory), bit-identical to one ``simulate`` call, with the attrs ``cell_spec`` (JSON of
-        :meth:`CellSpec.resolved`) and ``cell_hash`` (its :attr:`CellSpec.config_hash`).
+    Yields
+    ------
+    (int, xarray.Dataset)
+        The block's index in trajectory order and its Dataset (trajectories ``first …
+        first + count − 1`` of :func:`cq_core.simulate`), with the attrs ``cell_spec`` and
+        ``cell_hash``. Blocks arrive in completion order.
     """
     log = log or LOGGER
     settings = spec.check()  # everything is checked before any work starts
@@ -402,7 +404,6 @@ def run_cell(
         where,
     )
     spec_json = spec.to_json()
-    results: list[xr.Dataset | None] = [None] * len(blocks)
     with dask_client(
         scheduler_address,
         threads=threads,
@@ -423,8 +424,12 @@ def run_cell(
         try:
             for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
                 index = position[future.key]
-                results[index] = future.result()
+                block = future.result()
+                future.release()  # the worker may forget it: memory stays bounded by blocks
                 first, count = blocks[index]
+                block.attrs["cell_spec"] = spec_json
+                block.attrs["cell_hash"] = spec.config_hash
+                yield index, block
                 done_steps += count * steps_per_trajectory
                 elapsed = max(time.perf_counter() - start, 1e-9)
                 log.info(
@@ -438,8 +443,20 @@ def run_cell(
         finally:
             client.cancel([f for f in futures if not f.done()])
             del futures
-    cell = xr.concat(
-        results,
+
+
+def run_cell(spec: CellSpec, **options: Any) -> xr.Dataset:
+    """Run every trajectory of a cell in blocks on Dask; return them as one Dataset (SPEC §4).
+
+    Options are those of :func:`iter_cell_blocks`. Returns the Dataset of
+    :func:`cq_core.simulate` for trajectories ``0 … n_traj − 1`` (in memory), bit-identical to
+    one ``simulate`` call, with the attrs ``cell_spec`` (JSON of :meth:`CellSpec.resolved`) and
+    ``cell_hash`` (its :attr:`CellSpec.config_hash`). For cells larger than memory use
+    :func:`run_cell_to_store`, which writes each block as it arrives.
+    """
+    blocks = sorted(iter_cell_blocks(spec, **options), key=lambda item: item[0])
+    return xr.concat(
+        [block for _, block in blocks],
         dim="trajectory",
         data_vars="minimal",
         coords="minimal",
@@ -447,9 +464,28 @@ def run_cell(
         join="exact",
         combine_attrs="override",
     )
-    cell.attrs["cell_spec"] = spec_json
-    cell.attrs["cell_hash"] = spec.config_hash
-    return cell
+
+
+def run_cell_to_store(spec: CellSpec, path: str | os.PathLike, **options: Any) -> Path:
+    """Run a cell like :func:`run_cell` and store it at ``path``, one block at a time.
+
+    Each block is written into its trajectory range of a temporary store as soon as it
+    arrives and then dropped, so memory is bounded by the block size, not the cell size; the
+    store is moved into place only when every block is in. The bytes on disk equal
+    ``write_cell(run_cell(spec), path)``.
+    """
+    settings = spec.check()
+    writer = None
+    try:
+        for _, block in iter_cell_blocks(spec, **options):
+            if writer is None:
+                writer = _CellStoreWriter(path, block, settings.n_traj)
+            writer.write(block)
+            del block
+        return writer.commit()
+    finally:
+        if writer is not None:
+            writer.discard()
 
 
 def store_chunks(sizes: Mapping[str, int], bytes_per_sample: int) -> dict[str, int]:
@@ -474,8 +510,7 @@ def _bytes_per_sample(var: xr.Variable) -> int:
 
 
 def _cell_chunks(ds: xr.Dataset) -> dict[str, int]:
-    sampled = [v for v in ds.data_vars.values() if {"trajectory", "time"} <= set(v.dims)]
-    return store_chunks(ds.sizes, max((_bytes_per_sample(v) for v in sampled), default=8))
+    return store_chunks(ds.sizes, chunks_bytes(ds))
 
 
 def _cell_encoding(ds: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
@@ -536,25 +571,113 @@ def atomic_write_zarr(
     return path
 
 
-def write_cell(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Store a cell's Dataset (from :func:`run_cell`) as Zarr at ``path``, atomically.
-
-    Chunks: :func:`store_chunks` over (trajectory, time), whole along the other dimensions;
-    string coordinates stay ``object`` dtype. The attrs keep ``cell_spec``, ``cell_hash``,
-    ``cq_core_version`` and ``numerics_version``. The same Dataset always gives the same
-    bytes on disk.
-    """
+def _store_ready(ds: xr.Dataset) -> xr.Dataset:
+    """String coordinates as ``object`` dtype and the version attrs every store records."""
     ds = ds.copy()
     for name, coord in ds.coords.items():
         if coord.dtype.kind in "UT":
             ds = ds.assign_coords({name: coord.astype(object)})
     ds.attrs.setdefault("cq_core_version", __version__)
     ds.attrs.setdefault("numerics_version", NUMERICS_VERSION)
-    encoding = _cell_encoding(ds)
-    if any(var.chunks for var in ds.variables.values()):
-        # Dask chunks must match the Zarr chunks (one Dask chunk per stored chunk)
-        ds = ds.chunk({d: n for d, n in _cell_chunks(ds).items() if d in ds.dims})
-    return atomic_write_zarr(ds, path, encoding=encoding)
+    return ds
+
+
+class _CellStoreWriter:
+    """A cell store filled block by block in a temporary sibling path, then moved in place.
+
+    The layout (shapes, chunks, coordinates, attrs) is written first from one block and the
+    cell's trajectory count; each block then fills its trajectory range (a Zarr region
+    write). Chunks are whole along every dimension but (trajectory, time), so a block that
+    does not start on a chunk boundary only completes chunks another block began: the final
+    bytes do not depend on the order or size of the blocks.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample: xr.Dataset, n_traj: int) -> None:
+        import dask.array as da
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path)
+        self.temporary = _temporary_path(self.path)
+        sample = _store_ready(sample)
+        sizes = {**sample.sizes, "trajectory": n_traj}
+        template = xr.Dataset(attrs=sample.attrs)
+        for name, coord in sample.coords.items():
+            if "trajectory" not in coord.dims:
+                template.coords[name] = coord
+        template.coords["trajectory"] = ("trajectory", np.arange(n_traj, dtype=np.int64))
+        chunks = store_chunks(sizes, chunks_bytes(sample))
+        for name, var in sample.data_vars.items():
+            shape = tuple(sizes[d] for d in var.dims)
+            var_chunks = tuple(chunks.get(d, sizes[d]) for d in var.dims)
+            template[name] = (
+                var.dims,
+                da.zeros(shape, dtype=var.dtype, chunks=var_chunks),
+                var.attrs,
+            )
+        self.encoding = _cell_encoding(template)
+        template.to_zarr(
+            self.temporary,
+            mode="w-",
+            compute=False,
+            encoding=self.encoding,
+            consolidated=False,
+            zarr_format=3,
+        )
+
+    def write(self, block: xr.Dataset) -> None:
+        """Fill the block's trajectory range (trajectories must be consecutive)."""
+        first = int(block.trajectory[0])
+        count = block.sizes["trajectory"]
+        if not np.array_equal(block.trajectory.values, np.arange(first, first + count)):
+            raise ValueError("a block's trajectories must be consecutive")
+        region_vars = [n for n, v in block.data_vars.items() if "trajectory" in v.dims]
+        block[region_vars].drop_vars(
+            [n for n in block.coords if n != "trajectory"]
+        ).drop_encoding().to_zarr(
+            self.temporary,
+            region={"trajectory": slice(first, first + count)},
+            consolidated=False,
+            zarr_format=3,
+        )
+
+    def commit(self) -> Path:
+        """Move the complete store into place (replacing an older one) and return its path."""
+        if self.path.exists():
+            displaced = self.path.with_name(self.path.name + TEMPORARY_SUFFIX + "-replaced")
+            os.replace(self.path, displaced)
+            os.replace(self.temporary, self.path)
+            shutil.rmtree(displaced) if displaced.is_dir() else displaced.unlink()
+        else:
+            os.replace(self.temporary, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary store if it was not committed."""
+        if self.temporary.exists():
+            shutil.rmtree(self.temporary)
+
+
+def chunks_bytes(ds: xr.Dataset) -> int:
+    """Bytes of one (trajectory, time) sample of the largest sampled variable."""
+    sampled = [v for v in ds.data_vars.values() if {"trajectory", "time"} <= set(v.dims)]
+    return max((_bytes_per_sample(v) for v in sampled), default=8)
+
+
+def write_cell(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Store a cell's Dataset (from :func:`run_cell`) as Zarr at ``path``, atomically.
+
+    Chunks: :func:`store_chunks` over (trajectory, time), whole along the other dimensions;
+    string coordinates stay ``object`` dtype. The attrs keep ``cell_spec``, ``cell_hash``,
+    ``cq_core_version`` and ``numerics_version``. The same Dataset always gives the same
+    bytes on disk, equal to :func:`run_cell_to_store`'s.
+    """
+    writer = _CellStoreWriter(path, ds, ds.sizes["trajectory"])
+    try:
+        writer.write(ds.compute() if any(v.chunks for v in ds.variables.values()) else ds)
+        return writer.commit()
+    finally:
+        writer.discard()
 
 
 def read_cell_attrs(path: str | os.PathLike) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from cq_core.cells import (
     read_cell_attrs,
     remove_stale_temporaries,
     run_cell,
+    run_cell_to_store,
     split_blocks,
     store_chunks,
     write_cell,
@@ -132,6 +133,14 @@ def test_block_size_and_workers_do_not_change_the_store(local_store, tmp_path):
     assert "cq_core_version" in attrs
 
 
+@pytest.mark.parametrize("block_size", [170, 500, 37])
+def test_streamed_store_equals_the_in_memory_write(local_store, tmp_path, block_size):
+    """run_cell_to_store writes block by block (bounded memory) and gives the same bytes."""
+    streamed = run_cell_to_store(SPEC, tmp_path / "seed=3.zarr", block_size=block_size, threads=2)
+    assert store_digest(streamed) == store_digest(local_store)
+    assert [p.name for p in tmp_path.iterdir()] == ["seed=3.zarr"]
+
+
 # ------------------------------------------------------------------------- atomic write
 
 
@@ -170,8 +179,8 @@ def test_a_failed_write_leaves_no_store_and_its_temporary_is_removed(tmp_path):
     with pytest.raises(RuntimeError, match="killed mid-write"):
         write_cell(bad, final)
     assert not final.exists()
-    leftovers = [p.name for p in tmp_path.iterdir()]
-    assert leftovers == ["seed=0.zarr.tmp"]  # what a killed job leaves behind
+    assert list(tmp_path.iterdir()) == []  # a failed write cleans up after itself
+    (tmp_path / "seed=0.zarr.tmp").mkdir()  # what a killed job leaves behind
     (tmp_path / "seed=0.zarr.tmp-replaced").mkdir()  # and an interrupted replacement
     good = xr.Dataset({"x": (("trajectory", "time"), np.ones((6, 2)))})
     write_cell(good, final)
