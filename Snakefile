@@ -4,9 +4,13 @@
 #   snakemake --cores 2                       # run config/config.yaml
 #   snakemake --cores 2 --configfile my.yaml  # deep-merged over it
 #
+#   snakemake --report results/report.html    # self-contained HTML: figures, tables, config
+#
 # Data flow: config -> validation -> one job per (sweep, sigma, seed) cell -> Zarr stores
-# -> one summary job per sweep -> results/<sweep>/summary.zarr. The rules only wire; the
-# physics and the analysis live in the cq_core package (python -m cq_core ...).
+# -> one summary job per sweep -> results/<sweep>/summary.zarr -> figures and tables
+# (results/<sweep>/figures/, results/<sweep>/tables/, results/figures/tradeoff.png). The
+# rules only wire; the physics, the analysis and the plots live in the cq_core package
+# (python -m cq_core ...).
 # ==========================================================================================
 
 from snakemake.utils import min_version, validate
@@ -26,6 +30,10 @@ configfile: "config/config.yaml"
 validate(config, schema="config/schema.yaml")
 
 
+# -------------------------------------------------------------------------------- report
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -35,10 +43,14 @@ SWEEP_CELLS, SWEEP_ANALYSIS = check_sweeps(config)
 # --------------------------------------------------------------------------------- rules
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/analyse.smk"
+include: "workflow/rules/figures.smk"
 
 
 # -------------------------------------------------------------------------------- target
+# every summary, figure and table; get_all_figures also checks the figure keys against the
+# sweeps (unknown sweep or figure, missing mean-field twin), so `snakemake -n` fails on them.
 rule all:
     default_target: True
     input:
         get_all_summaries(),
+        get_all_figures(),

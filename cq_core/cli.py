@@ -1,4 +1,4 @@
-"""Command line of the pipeline: ``python -m cq_core run-cell | summarise`` (SPEC §4).
+"""Command line of the pipeline: ``python -m cq_core <command>`` (SPEC §3, §4).
 
 The Snakemake rules call these thin commands (``shell:``), so a rule's code is its command
 line and the physics lives in the package: editing or touching a workflow file does not mark
@@ -12,6 +12,14 @@ cell rule passes it as a parameter).
 ``summarise``
     Open the given cells with :func:`cq_core.open_sweep`, compute the summary of
     :func:`cq_core.analysis.summarise` and store it atomically as ``summary.zarr``.
+``figure <name>``
+    Draw one SPEC §3 figure with :mod:`cq_core.plots` from stored results only and write it
+    to the given ``.png``/``.pdf`` paths: ``trajectories`` and ``mean_field`` from cell
+    stores (a sweep and, optionally, its mean-field twin), ``histograms`` and
+    ``decoherence`` from a ``summary.zarr``, ``tradeoff`` from several summaries.
+``table born``
+    The Born-rule / martingale table of :func:`cq_core.tables.born_table` from a
+    ``summary.zarr``, as CSV (and optionally as a small HTML page for the report).
 
 Progress and errors go to stderr (the rules redirect it to the job's log). Invalid input
 exits with status 2 and a one-line message naming the key; other failures with status 1.
@@ -52,7 +60,7 @@ def _quiet_distributed() -> None:
 
 
 def _run_cell(args: argparse.Namespace) -> None:
-    from .cells import CellSpec, remove_stale_temporaries, run_cell, write_cell
+    from .cells import CellSpec, remove_stale_temporaries, run_cell_to_store
 
     _quiet_distributed()
     spec = CellSpec.from_json(args.spec)
@@ -68,8 +76,9 @@ def _run_cell(args: argparse.Namespace) -> None:
                 f"cq_core ({NUMERICS_VERSION!r}): the workflow and the package disagree"
             )
     start = time.perf_counter()
-    cell = run_cell(
+    path = run_cell_to_store(
         spec,
+        args.output,
         block_size=args.block_size,
         scheduler_address=args.scheduler_address or None,
         threads=args.threads,
@@ -78,7 +87,6 @@ def _run_cell(args: argparse.Namespace) -> None:
         worker_timeout=args.worker_timeout,
         log=logging.getLogger("cq_core.cells"),
     )
-    path = write_cell(cell, args.output)
     LOGGER.info(
         "stored %s in %.2f s (cell hash %s)", path, time.perf_counter() - start, spec.config_hash
     )
@@ -106,6 +114,74 @@ def _summarise(args: argparse.Namespace) -> None:
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         path = write_summary(summary, args.output)
     LOGGER.info("stored %s in %.2f s", path, time.perf_counter() - start)
+
+
+def _save(fig, outputs: Sequence[Path], dpi: int | None) -> None:
+    """Write ``fig`` to every path in ``outputs`` (format from the suffix) and log it."""
+    from .plots import PNG_DPI
+
+    for path in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi or PNG_DPI)
+        LOGGER.info("wrote %s", path)
+
+
+def _open_cells(cells: Sequence[Path]):
+    """The sweep of the given cell stores (``results/<sweep>/cells/sigma=…/seed=….zarr``)."""
+    from .sweep import open_sweep
+    from .version import NUMERICS_VERSION
+
+    sweep_dir = Path(cells[0]).parents[2]
+    return open_sweep(sweep_dir, cells=cells, numerics_version=NUMERICS_VERSION)
+
+
+def _figure_paths(args: argparse.Namespace) -> None:
+    from . import plots
+
+    if args.realisations < 1:
+        raise ValueError(f"--realisations must be >= 1, got {args.realisations}")
+    cells = _open_cells(args.cells)
+    mean_field = _open_cells(args.mean_field_cells) if args.mean_field_cells else None
+    if args.figure == "mean_field":
+        if mean_field is None:
+            raise ValueError("the mean_field figure needs --mean-field-cells")
+        fig = plots.plot_mean_field_comparison(cells, mean_field, realisations=args.realisations)
+    else:
+        fig = plots.plot_trajectories(cells, mean_field, realisations=args.realisations)
+    _save(fig, args.output, args.dpi)
+
+
+def _figure_summary(args: argparse.Namespace) -> None:
+    from . import plots
+    from .analysis import open_summary
+
+    summary = open_summary(args.summary)
+    if args.figure == "histograms":
+        fig = plots.plot_sigma_z_histograms(summary)
+    else:
+        fig = plots.plot_decoherence(summary)
+    _save(fig, args.output, args.dpi)
+
+
+def _figure_tradeoff(args: argparse.Namespace) -> None:
+    from . import plots
+    from .analysis import open_summary
+
+    fig = plots.plot_tradeoff([open_summary(path) for path in args.summaries])
+    _save(fig, args.output, args.dpi)
+
+
+def _table_born(args: argparse.Namespace) -> None:
+    from .analysis import open_summary
+    from .tables import born_table, born_table_html
+
+    table = born_table(open_summary(args.summary))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.output, index=False)
+    LOGGER.info("wrote %s (%d rows)", args.output, len(table))
+    if args.html is not None:
+        args.html.write_text(born_table_html(table), encoding="utf-8")
+        LOGGER.info("wrote %s", args.html)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,6 +222,53 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--threads", type=int, default=1, help="Dask threads")
     summary.add_argument("cells", nargs="*", type=Path, help="cell stores (default: all)")
     summary.set_defaults(action=_summarise)
+
+    figure = commands.add_parser("figure", help="draw a figure from stored cells or summaries")
+    figures = figure.add_subparsers(dest="figure", required=True)
+    for name, help_text in (
+        ("trajectories", "seed Fig. 1: realisations in the x-y plane, on the Bloch sphere"),
+        ("mean_field", "stochastic realisations against the mean-field path"),
+    ):
+        paths = figures.add_parser(name, help=help_text)
+        paths.add_argument(
+            "--cells", required=True, nargs="+", type=Path, help="cell stores of the sweep"
+        )
+        paths.add_argument(
+            "--mean-field-cells",
+            nargs="*",
+            type=Path,
+            default=[],
+            help="cell stores of the mean-field twin sweep (drawn dashed; none: no path)",
+        )
+        paths.add_argument("--realisations", type=int, default=4, help="how many to draw")
+        paths.set_defaults(action=_figure_paths)
+    for name, help_text in (
+        ("histograms", "seed Fig. 2: densities of <sigma_z> at the time slices"),
+        ("decoherence", "C(t) per sigma and the fitted Gamma(sigma)"),
+    ):
+        from_summary = figures.add_parser(name, help=help_text)
+        from_summary.add_argument("--summary", required=True, type=Path, help="summary.zarr")
+        from_summary.set_defaults(action=_figure_summary)
+    tradeoff = figures.add_parser("tradeoff", help="measured Gamma against D2 = sigma^2/2")
+    tradeoff.add_argument("summaries", nargs="+", type=Path, help="summary.zarr of each sweep")
+    tradeoff.set_defaults(action=_figure_tradeoff)
+    for parser_of_figure in figures.choices.values():
+        parser_of_figure.add_argument(
+            "--output",
+            required=True,
+            nargs="+",
+            type=Path,
+            help="files to write; the format follows the suffix (.png, .pdf, .svg)",
+        )
+        parser_of_figure.add_argument("--dpi", type=int, default=None, help="PNG resolution")
+
+    table = commands.add_parser("table", help="write a table from a summary")
+    tables = table.add_subparsers(dest="table", required=True)
+    born = tables.add_parser("born", help="Born rule / martingale check per sigma")
+    born.add_argument("--summary", required=True, type=Path, help="summary.zarr")
+    born.add_argument("--output", required=True, type=Path, help="the .csv to write")
+    born.add_argument("--html", type=Path, default=None, help="also an .html view of the table")
+    born.set_defaults(action=_table_born)
     return parser
 
 

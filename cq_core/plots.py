@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -134,10 +133,19 @@ def model_description(ds: xr.Dataset, *, width: int = 75) -> str:
     if mode:
         excess = float(ds.attrs.get("excess", 0.0))
         run.append(f"{mode}" + (f", v={excess:g}" if mode == "density" else ""))
-    text = f"{ds.attrs.get('model', 'model')}: " + ", ".join(parts)
+    # wrap between parameters only, so that a vector such as r0=(0, -0.5, 0) stays on a line
+    pieces = [f"{ds.attrs.get('model', 'model')}: "] + [f"{part}, " for part in parts]
     if run:
-        text += "; " + ", ".join(run)
-    return "\n".join(textwrap.wrap(text, width=width))
+        pieces[-1] = pieces[-1].removesuffix(", ") + "; "
+        pieces += [f"{part}, " for part in run]
+    pieces[-1] = pieces[-1].removesuffix(", ").removesuffix("; ")
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1] + piece.rstrip()) > width:
+            lines[-1] = lines[-1].rstrip()
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _sigma_symbol(ds: xr.Dataset) -> str:
@@ -392,6 +400,16 @@ def _trajectory_figure(
             path = bloch_vector(mean_field).isel(trajectory=0)
             ax_bloch.plot(
                 *(path.sel(component=c) for c in "xyz"), gid="mean-field", **MEAN_FIELD_STYLE
+            )
+            # the mean-field state may hardly move (mass_superposition stays near |+⟩): mark
+            # where it ends, so that it is visible even when its path is a point
+            ax_bloch.plot(
+                *(path.sel(component=c)[-1:] for c in "xyz"),
+                "D",
+                color="black",
+                markersize=6,
+                markeredgecolor="white",
+                markeredgewidth=0.6,
             )
         ax_bloch.set_title("state on the Bloch sphere")
 

@@ -4,13 +4,16 @@
 or the trajectories themselves (a cell from :func:`cq_core.simulate`, a sweep from
 :func:`cq_core.open_sweep`; the same statistics are then computed with
 :mod:`cq_core.analysis`) and returns one row per σ. Writing it (``DataFrame.to_csv``) is left
-to the caller.
+to the caller; :func:`born_table_html` renders a table as a small standalone HTML page
+(the pipeline's report shows it inline).
 
 SPEC §3, "Born rule and martingale": when σz commutes with H_I, ``E[⟨σz⟩_t] = ⟨σz⟩_0`` for
 all t, and the fraction of trajectories ending near |L⟩ tends to ``|⟨L|ψ0⟩|²``.
 """
 
 from __future__ import annotations
+
+import html
 
 import numpy as np
 import pandas as pd
@@ -19,7 +22,7 @@ from scipy.stats import binomtest
 
 from . import analysis
 
-__all__ = ["BORN_COLUMNS", "born_table"]
+__all__ = ["BORN_COLUMNS", "born_table", "born_table_html"]
 
 BORN_COLUMNS = (
     "sweep",
@@ -141,3 +144,47 @@ def born_table(
         "equation": "SPEC §3: E[<sigma_z>_t] = <sigma_z>_0; P(end near |L>) -> |<L|psi0>|^2",
     }
     return table
+
+
+def born_table_html(table: pd.DataFrame) -> str:
+    """A :func:`born_table` as a standalone HTML page (UTF-8, inline CSS, no scripts).
+
+    Numbers are shown to 4 significant digits; rows whose binomial interval misses the Born
+    weight, or that discarded trajectories, are highlighted. The CSV keeps full precision.
+    """
+    sweep = str(table["sweep"].iloc[0]) if len(table) else ""
+    model = str(table["model"].iloc[0]) if len(table) else ""
+    header = "".join(f"<th>{html.escape(str(column))}</th>" for column in table.columns)
+    rows = []
+    for _, row in table.iterrows():
+        suspicious = not bool(row["born_in_ci"]) or int(row["n_flagged"]) > 0
+        cells = []
+        for value in row:
+            if isinstance(value, (float, np.floating)):
+                text = f"{float(value):.4g}"
+            else:
+                text = str(value)
+            cells.append(f"<td>{html.escape(text)}</td>")
+        style = ' class="check"' if suspicious else ""
+        rows.append(f"<tr{style}>{''.join(cells)}</tr>")
+    confidence = table.attrs.get("confidence", 0.95)
+    method = table.attrs.get("ci_method", "exact")
+    title = f"Born rule and martingale check: sweep {sweep} ({model})"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; font-size: 13px; margin: 1em; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+th {{ background: #f0f0f0; }}
+tr.check td {{ background: #fff0e0; }}
+</style></head><body>
+<h3>{html.escape(title)}</h3>
+<p>E[⟨σz⟩<sub>T</sub>] ± SE against ⟨σz⟩<sub>0</sub> (martingale_z = difference / SE);
+the fraction ending near |L⟩ with its {100 * confidence:g} % binomial interval
+({html.escape(method)}) against the Born weight |⟨L|ψ0⟩|². Highlighted rows: the interval
+misses the weight, or trajectories were discarded.</p>
+<table><thead><tr>{header}</tr></thead><tbody>
+{chr(10).join(rows)}
+</tbody></table></body></html>
+"""

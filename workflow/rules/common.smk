@@ -8,6 +8,7 @@ import json
 import math
 import shlex
 import sys
+from types import SimpleNamespace
 
 import cq_core
 from cq_core.sweep import check_analysis, sweep_cell_specs
@@ -121,3 +122,79 @@ def get_summary_mem_mb(wildcards):
 def get_all_summaries():
     """The summary of every sweep in the config."""
     return expand(rules.summarise_sweep.output.summary, sweep=list(SWEEP_CELLS))
+
+
+# ------------------------------------------------------------------ figures and tables
+# The figure rules (figures.smk) read only stored cells and summaries. Their parameters are
+# figure settings (config["figures"]), never cell settings: a figure change reruns figures.
+
+
+def _figure_config_error(key, message):
+    return ValueError(f"invalid config: {key}: {message}")
+
+
+def get_mean_field_sweep(sweep):
+    """The mean-field twin named by sweeps.<sweep>.analysis.mean_field (None if unset)."""
+    twin = (config["sweeps"][sweep].get("analysis") or {}).get("mean_field")
+    if twin is None:
+        return None
+    key = f"sweeps.{sweep}.analysis.mean_field"
+    if twin not in config["sweeps"]:
+        raise _figure_config_error(key, f"no sweep {twin!r} in sweeps")
+    if config["sweeps"][twin].get("mode") != "mean_field":
+        raise _figure_config_error(key, f"sweep {twin!r} does not have mode: mean_field")
+    if config["sweeps"][twin]["model"] != config["sweeps"][sweep]["model"]:
+        raise _figure_config_error(key, f"sweep {twin!r} runs another model")
+    return twin
+
+
+def get_mean_field_cells(wildcards):
+    """Every cell store of the sweep's mean-field twin ([] when it has none)."""
+    twin = get_mean_field_sweep(wildcards.sweep)
+    if twin is None:
+        return []
+    return get_sweep_cells(SimpleNamespace(sweep=twin))
+
+
+def get_tradeoff_summaries():
+    """The summaries of the sweeps listed in figures.tradeoff (checked against sweeps)."""
+    names = config["figures"]["tradeoff"]
+    for i, name in enumerate(names):
+        if name not in config["sweeps"]:
+            raise _figure_config_error(f"figures.tradeoff[{i}]", f"no sweep {name!r} in sweeps")
+    return expand(rules.summarise_sweep.output.summary, sweep=names)
+
+
+def get_sweep_figure_rules():
+    """Figure name (in sweeps.<name>.analysis.figures) -> the rule that draws it."""
+    return {
+        "trajectories": rules.figure_trajectories,
+        "mean_field": rules.figure_mean_field,
+        "histograms": rules.figure_histograms,
+        "decoherence": rules.figure_decoherence,
+        "born": rules.table_born,
+    }
+
+
+def get_all_figures():
+    """Every figure and table the config asks for (checked: a bad name fails the dry run)."""
+    figure_rules = get_sweep_figure_rules()
+    targets = []
+    for sweep, settings in config["sweeps"].items():
+        figures = (settings.get("analysis") or {}).get("figures", [])
+        twin = get_mean_field_sweep(sweep)
+        for i, name in enumerate(figures):
+            if name not in figure_rules:
+                raise _figure_config_error(
+                    f"sweeps.{sweep}.analysis.figures[{i}]",
+                    f"unknown figure {name!r}; valid: {', '.join(figure_rules)}",
+                )
+            if name == "mean_field" and twin is None:
+                raise _figure_config_error(
+                    f"sweeps.{sweep}.analysis.figures[{i}]",
+                    "the mean_field figure needs sweeps.<name>.analysis.mean_field",
+                )
+            targets += expand(list(figure_rules[name].output), sweep=sweep)
+    if get_tradeoff_summaries():
+        targets += list(rules.figure_tradeoff.output)
+    return targets

@@ -1,0 +1,170 @@
+"""End-to-end tests of the figure and table rules (SPEC §3, workflow/rules/figures.smk).
+
+A tiny sweep of ``linear`` (two σ, 20 trajectories, ten steps) and its mean-field twin run
+once through real Snakemake in a temporary copy of the workflow (the helpers of
+tests/test_pipeline.py build the copy and read Snakemake's dry-run job table). The figures
+and tables must come from the stored cells and summaries: a figure-only setting reruns only
+figure jobs, an analysis setting the summary and the figures drawn from it, and
+``snakemake --report`` embeds every figure and table.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_pipeline import TINY, _copy_workflow, _override, planned_jobs, run_snakemake
+
+from cq_core.cli import main as cli_main
+from cq_core.tables import BORN_COLUMNS
+
+FIGURE_RULES = {
+    "figure_trajectories",
+    "figure_mean_field",
+    "figure_histograms",
+    "figure_decoherence",
+    "figure_tradeoff",
+    "table_born",
+}
+SWEEP_FIGURES = ("trajectories", "mean_field", "histograms", "decoherence")
+
+
+def _figure_config() -> dict:
+    """TINY with every per-sweep figure, a mean-field twin and the trade-off figure."""
+    config = copy.deepcopy(TINY)
+    tiny = config["sweeps"]["tiny"]
+    tiny["analysis"]["figures"] = [*SWEEP_FIGURES, "born"]
+    tiny["analysis"]["mean_field"] = "tiny_mean_field"
+    twin = copy.deepcopy(tiny)
+    twin.update(sigma=[1.0], n_traj=1, mode="mean_field")
+    twin["analysis"].update(figures=[], mean_field=None)
+    config["sweeps"]["tiny_mean_field"] = twin
+    config["figures"] = {"tradeoff": ["tiny"], "realisations": 2, "dpi": 40}
+    return config
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory) -> Path:
+    """A copy of the workflow with the figure config, run once for real with --cores 2."""
+    workdir = _copy_workflow(tmp_path_factory.mktemp("figures") / "repo")
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(_figure_config()))
+    result = run_snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workdir
+
+
+def test_the_run_writes_every_figure_and_table(workflow):
+    sweep = workflow / "results" / "tiny"
+    stems = [sweep / "figures" / name for name in SWEEP_FIGURES]
+    stems.append(workflow / "results" / "figures" / "tradeoff")
+    for stem in stems:
+        png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert pdf.read_bytes()[:5] == b"%PDF-", pdf
+    table = pd.read_csv(sweep / "tables" / "born.csv")
+    assert list(table.columns) == list(BORN_COLUMNS)
+    assert table["sigma"].tolist() == [1.0, 2.0]
+    assert (table["n_used"] == 20).all() and (table["n_flagged"] == 0).all()
+    page = (sweep / "tables" / "born.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "fraction_L" in page
+    for name in (*SWEEP_FIGURES, "born"):
+        folder = "tables" if name == "born" else "figures"
+        assert (sweep / "logs" / folder / f"{name}.log").is_file()
+    # no figure of the twin: its analysis.figures is empty
+    assert not (workflow / "results" / "tiny_mean_field" / "figures").exists()
+
+
+def test_a_finished_run_is_up_to_date(workflow):
+    assert planned_jobs(workflow) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"dpi": 50}, FIGURE_RULES - {"table_born"}),
+        ({"realisations": 1}, {"figure_trajectories", "figure_mean_field"}),
+    ],
+    ids=["dpi", "realisations"],
+)
+def test_a_figure_setting_reruns_only_figure_jobs(workflow, tmp_path, change, expected):
+    jobs = planned_jobs(workflow, _override(tmp_path, figures=change))
+    assert set(jobs) - {"all"} == expected
+    assert all(count == 1 for rule, count in jobs.items())
+
+
+def test_an_analysis_setting_reruns_the_summary_and_the_figures_drawn_from_it(workflow, tmp_path):
+    jobs = planned_jobs(workflow, _override(tmp_path, {"analysis": {"hist_bins": 4}}))
+    assert set(jobs) - {"all"} == {
+        "summarise_sweep",
+        "figure_histograms",
+        "figure_decoherence",
+        "figure_tradeoff",
+        "table_born",
+    }  # the cells, and the trajectory figures drawn from them, stay
+
+
+def test_dropping_a_figure_from_the_list_reruns_nothing(workflow, tmp_path):
+    override = _override(tmp_path, {"analysis": {"figures": ["decoherence"]}})
+    assert planned_jobs(workflow, override) == {}
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"figures": {"tradeoff": ["tiny", "nope"]}}, r"figures\.tradeoff\[1\]: no sweep 'nope'"),
+        (
+            {"sweeps": {"tiny": {"analysis": {"figures": ["tradeoff"]}}}},
+            r"\['sweeps'\]\['tiny'\]\['analysis'\]\['figures'\]\[0\]",
+        ),
+        (
+            {"sweeps": {"tiny": {"analysis": {"mean_field": "tiny"}}}},
+            r"sweeps\.tiny\.analysis\.mean_field: sweep 'tiny' does not have mode: mean_field",
+        ),
+        (
+            {"sweeps": {"tiny": {"analysis": {"mean_field": None}}}},
+            r"sweeps\.tiny\.analysis\.figures\[1\]: the mean_field figure needs",
+        ),
+        ({"figures": {"dpi": 5}}, r"\['figures'\]\['dpi'\]"),
+    ],
+    ids=["tradeoff-sweep", "figure-name", "twin-mode", "no-twin", "dpi"],
+)
+def test_an_invalid_figure_config_fails_the_dry_run_naming_the_key(
+    workflow, tmp_path, override, expected
+):
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump(override))
+    result = run_snakemake(workflow, "-n", "--configfile", str(path))
+    assert result.returncode != 0
+    assert re.search(expected, result.stdout + result.stderr), result.stdout + result.stderr
+
+
+def test_the_report_embeds_figures_tables_and_config(workflow):
+    result = run_snakemake(workflow, "--report", "report.html")
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = (workflow / "report.html").read_text()
+    for name in (*SWEEP_FIGURES, "tradeoff"):
+        assert f"figures/{name}.png" in page
+        assert f'"name": "{name}.png"' in page
+    assert "tables/born.csv" in page and "tables/born.html" in page
+    assert re.search(r'"data:image/png;[^",]*base64,', page)  # self-contained: inlined
+    assert not re.search(r'<(?:script|link|img)[^>]*(?:src|href)="https?:', page)
+    assert "Configuration" in page and "tiny_mean_field" in page  # the config, rendered
+
+
+def test_the_figure_command_reports_a_missing_summary(tmp_path):
+    status = cli_main(
+        [
+            "figure",
+            "decoherence",
+            "--summary",
+            str(tmp_path / "missing.zarr"),
+            "--output",
+            str(tmp_path / "x.png"),
+        ]
+    )
+    assert status == 2
+    assert not (tmp_path / "x.png").exists()

@@ -1,0 +1,168 @@
+# ==========================================================================================
+# Figures and tables (SPEC §3): drawn from stored cells and summaries only, never by
+# re-simulating. Each sweep's analysis.figures picks its figures; figures.tradeoff names the
+# sweeps of the one trade-off figure. params hold only figure settings (config["figures"]),
+# so changing a figure setting reruns figure jobs and nothing upstream. PNGs (for the README
+# and the HTML report) and PDFs land in results/<sweep>/figures/, CSVs in results/<sweep>/
+# tables/; the PNGs and tables are wrapped in report() with the captions of workflow/report/.
+# ==========================================================================================
+
+
+rule figure_trajectories:
+    input:
+        cells=get_sweep_cells,
+        mean_field_cells=get_mean_field_cells,
+    output:
+        png=report(
+            f"{RESULTS}/{{sweep}}/figures/trajectories.png",
+            caption="../report/trajectories.rst",
+            category="Trajectories",
+            subcategory="seed Fig. 1: realisations",
+            labels={"sweep": "{sweep}", "figure": "x-y plane, Bloch sphere, <σz>(t)"},
+        ),
+        pdf=f"{RESULTS}/{{sweep}}/figures/trajectories.pdf",
+    log:
+        f"{RESULTS}/{{sweep}}/logs/figures/trajectories.log",
+    params:
+        realisations=config["figures"]["realisations"],
+        dpi=config["figures"]["dpi"],
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    shell:
+        "{PYTHON:q} -m cq_core figure trajectories --cells {input.cells:q}"
+        " --mean-field-cells {input.mean_field_cells:q} --realisations {params.realisations}"
+        " --dpi {params.dpi} --output {output.png:q} {output.pdf:q} 2> {log:q}"
+
+
+rule figure_mean_field:
+    input:
+        cells=get_sweep_cells,
+        mean_field_cells=get_mean_field_cells,
+    output:
+        png=report(
+            f"{RESULTS}/{{sweep}}/figures/mean_field.png",
+            caption="../report/mean_field.rst",
+            category="Trajectories",
+            subcategory="realisations vs. mean field",
+            labels={"sweep": "{sweep}", "figure": "phase space, Bloch sphere, <σz>(t)"},
+        ),
+        pdf=f"{RESULTS}/{{sweep}}/figures/mean_field.pdf",
+    log:
+        f"{RESULTS}/{{sweep}}/logs/figures/mean_field.log",
+    params:
+        realisations=config["figures"]["realisations"],
+        dpi=config["figures"]["dpi"],
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    shell:
+        "{PYTHON:q} -m cq_core figure mean_field --cells {input.cells:q}"
+        " --mean-field-cells {input.mean_field_cells:q} --realisations {params.realisations}"
+        " --dpi {params.dpi} --output {output.png:q} {output.pdf:q} 2> {log:q}"
+
+
+rule figure_histograms:
+    input:
+        summary=rules.summarise_sweep.output.summary,
+    output:
+        png=report(
+            f"{RESULTS}/{{sweep}}/figures/histograms.png",
+            caption="../report/histograms.rst",
+            category="Histograms",
+            subcategory="seed Fig. 2: <σz> densities",
+            labels={"sweep": "{sweep}", "figure": "one panel per σ"},
+        ),
+        pdf=f"{RESULTS}/{{sweep}}/figures/histograms.pdf",
+    log:
+        f"{RESULTS}/{{sweep}}/logs/figures/histograms.log",
+    params:
+        dpi=config["figures"]["dpi"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{PYTHON:q} -m cq_core figure histograms --summary {input.summary:q}"
+        " --dpi {params.dpi} --output {output.png:q} {output.pdf:q} 2> {log:q}"
+
+
+rule figure_decoherence:
+    input:
+        summary=rules.summarise_sweep.output.summary,
+    output:
+        png=report(
+            f"{RESULTS}/{{sweep}}/figures/decoherence.png",
+            caption="../report/decoherence.rst",
+            category="Decoherence",
+            subcategory="C(t) and Γ(σ) per sweep",
+            labels={"sweep": "{sweep}", "figure": "C(t) per σ, fitted Γ(σ)"},
+        ),
+        pdf=f"{RESULTS}/{{sweep}}/figures/decoherence.pdf",
+    log:
+        f"{RESULTS}/{{sweep}}/logs/figures/decoherence.log",
+    params:
+        dpi=config["figures"]["dpi"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{PYTHON:q} -m cq_core figure decoherence --summary {input.summary:q}"
+        " --dpi {params.dpi} --output {output.png:q} {output.pdf:q} 2> {log:q}"
+
+
+rule figure_tradeoff:
+    input:
+        summaries=get_tradeoff_summaries(),
+    output:
+        png=report(
+            f"{RESULTS}/figures/tradeoff.png",
+            caption="../report/tradeoff.rst",
+            category="Decoherence",
+            subcategory="trade-off Γ·D2 ≥ |Δf|²/16",
+            labels={"sweeps": ", ".join(config["figures"]["tradeoff"])},
+        ),
+        pdf=f"{RESULTS}/figures/tradeoff.pdf",
+    log:
+        f"{RESULTS}/logs/figures/tradeoff.log",
+    params:
+        dpi=config["figures"]["dpi"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{PYTHON:q} -m cq_core figure tradeoff {input.summaries:q}"
+        " --dpi {params.dpi} --output {output.png:q} {output.pdf:q} 2> {log:q}"
+
+
+rule table_born:
+    input:
+        summary=rules.summarise_sweep.output.summary,
+    output:
+        csv=report(
+            f"{RESULTS}/{{sweep}}/tables/born.csv",
+            caption="../report/born_table.rst",
+            category="Born rule",
+            subcategory="Born rule and martingale per σ",
+            labels={"sweep": "{sweep}", "format": "raw CSV"},
+        ),
+        html=report(
+            f"{RESULTS}/{{sweep}}/tables/born.html",
+            caption="../report/born_table.rst",
+            category="Born rule",
+            subcategory="Born rule and martingale per σ",
+            labels={"sweep": "{sweep}", "format": "HTML table"},
+        ),
+    log:
+        f"{RESULTS}/{{sweep}}/logs/tables/born.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{PYTHON:q} -m cq_core table born --summary {input.summary:q}"
+        " --output {output.csv:q} --html {output.html:q} 2> {log:q}"
