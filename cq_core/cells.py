@@ -200,13 +200,9 @@ class CellSpec:
         """The cell's model (``ValueError`` naming valid models or parameters if invalid)."""
         return get_model(self.model, **decode_params(self.params))
 
-    def check(self, *, first_trajectory: int = 0, n_traj: int | None = None) -> RunSettings:
-        """Validate the whole cell with :func:`cq_core.check_run` (``ValueError`` naming the key).
-
-        ``first_trajectory``/``n_traj`` check one block of the cell instead of all of it.
-        """
-        return check_run(
-            self.build_model(),
+    def _run_kwargs(self, first_trajectory: int, n_traj: int | None) -> dict[str, Any]:
+        """The keyword arguments of ``simulate``/``check_run`` for a block of this cell."""
+        return dict(
             sigma=self.sigma,
             n_traj=self.n_traj if n_traj is None else n_traj,
             t_final=self.t_final,
@@ -220,6 +216,13 @@ class CellSpec:
             excess=self.excess,
             backend=self.backend,
         )
+
+    def check(self, *, first_trajectory: int = 0, n_traj: int | None = None) -> RunSettings:
+        """Validate the whole cell with :func:`cq_core.check_run` (``ValueError`` naming the key).
+
+        ``first_trajectory``/``n_traj`` check one block of the cell instead of all of it.
+        """
+        return check_run(self.build_model(), **self._run_kwargs(first_trajectory, n_traj))
 
     def resolved(self) -> CellSpec:
         """The cell with ``backend="auto"`` replaced by the kernel it selects here (validated)."""
@@ -227,21 +230,7 @@ class CellSpec:
 
     def simulate(self, *, first_trajectory: int = 0, n_traj: int | None = None) -> xr.Dataset:
         """Run trajectories ``first_trajectory … first_trajectory + n_traj − 1`` of the cell."""
-        return simulate(
-            self.build_model(),
-            sigma=self.sigma,
-            n_traj=self.n_traj if n_traj is None else n_traj,
-            t_final=self.t_final,
-            dt=self.dt,
-            seed=self.seed,
-            base_seed=self.base_seed,
-            first_trajectory=first_trajectory,
-            save_every=self.save_every,
-            method=self.method,
-            mode=self.mode,
-            excess=self.excess,
-            backend=self.backend,
-        )
+        return simulate(self.build_model(), **self._run_kwargs(first_trajectory, n_traj))
 
 
 def split_blocks(n_traj: int, block_size: int) -> list[tuple[int, int]]:
