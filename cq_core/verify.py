@@ -1,0 +1,603 @@
+"""Verify stored cells: every chunk present, readable and consistent with its metadata (issue 9).
+
+A cell store (written by :func:`cq_core.cells.run_cell_to_store` or
+:func:`~cq_core.cells.write_cell`) records its full cell
+(``cell_spec``), the hash of that cell and the numerics version (``cell_hash``), the numerics
+version and the package version in its root attributes. :func:`verify_store` checks one
+store against all of that:
+
+* the root metadata is readable and records ``cell_spec``, ``cell_hash``,
+  ``numerics_version`` and ``cq_core_version``; the recorded hash is the hash of the recorded
+  cell, and the numerics version is the installed one;
+* every array the cell must hold exists, with the dimensions and shape the recorded cell
+  implies (trajectories, saved times, phase-space components, levels), and the Dataset
+  attributes agree with the recorded cell;
+* **every chunk of every array is read and decoded** (a truncated or corrupt chunk fails to
+  decode), and its values are checked: coordinates equal the values the recorded cell
+  implies, ``classical`` and the quantum state are finite, ψ has norm 1 (ρ trace 1; only
+  ``> 0`` for the non-renormalising ``euler`` method), ``status`` holds known codes and
+  agrees with ``status_time``.
+
+Zarr does not write a chunk whose values all equal the array's fill value (``status`` of a
+block with no flagged trajectory, ``seed = 0``), so an absent chunk file is only a problem when
+the fill value it reads as is not what the cell must hold. That holds for every chunk of
+``classical`` and of the quantum state (fill NaN or 0: never a valid state) and for the
+coordinates; for ``status``/``status_time`` the two are checked against each other.
+
+:func:`verify_results` runs :func:`verify_store` on every cell store under ``results/`` and,
+given the pipeline configuration, reports stores whose recorded cell is not the cell the
+configuration asks for at that path (*stale* stores). :func:`stale_reason` is the cheap form
+of that check (root metadata only) for the workflow to call while parsing.
+
+Command line::
+
+    python -m cq_core.verify results/ [--config config/config.yaml ...] [--repair]
+
+prints one line per bad cell store (its path, then its problems) and exits with status 1 if
+there is one, 0 if every store is sound (2 for unusable arguments). ``--repair`` moves every
+bad store aside (to ``<store>.damaged``) and removes its sweep's ``summary.zarr``, so that the
+next ``snakemake`` run recomputes exactly those cells (and the aggregates built from them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cells import TEMPORARY_SUFFIX, CellSpec
+from .version import NUMERICS_VERSION
+
+__all__ = [
+    "DAMAGED_SUFFIX",
+    "REQUIRED_ATTRS",
+    "cell_stores",
+    "load_config",
+    "main",
+    "move_aside",
+    "recorded_hash",
+    "repair",
+    "stale_reason",
+    "verify_results",
+    "verify_store",
+]
+
+REQUIRED_ATTRS = ("cell_spec", "cell_hash", "numerics_version", "cq_core_version")
+"""Root attributes every cell store must record."""
+DAMAGED_SUFFIX = ".damaged"
+"""``--repair`` moves ``seed=0.zarr`` to ``seed=0.zarr.damaged`` (``.damaged.1``, … if taken)."""
+NORM_TOLERANCE = 1e-6
+"""Largest accepted deviation of ‖ψ‖ (or tr ρ) from 1 for the renormalising integrators."""
+STATUS_CODES = (0, 1, 2)
+"""Valid ``status`` codes (``cq_core.STATUS_CODES``: ok, left_domain, non_finite)."""
+ATTRS_FROM_SPEC = ("model", "dt", "t_final", "save_every", "mode", "excess", "base_seed", "backend")
+"""Dataset attributes that must equal the recorded cell's settings of the same name."""
+
+Layout = dict[str, tuple[tuple[str, ...], tuple[int, ...]]]
+
+
+# --------------------------------------------------------------------------------- hashes
+
+
+def recorded_hash(cell: Mapping[str, Any], numerics_version: str) -> str:
+    """The hash a store of ``cell`` computed at ``numerics_version`` must record.
+
+    The formula of :attr:`cq_core.cells.CellSpec.config_hash`, but for any numerics version,
+    so that a store from another numerics version is still checked against its own cell.
+    """
+    payload = json.dumps(
+        {"cell": CellSpec.from_dict(cell).to_dict(), "numerics_version": numerics_version},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _read_attrs(store: Path) -> dict[str, Any]:
+    """Root attributes from ``zarr.json`` (``ValueError`` if missing or unreadable)."""
+    metadata = store / "zarr.json"
+    try:
+        with metadata.open(encoding="utf-8") as handle:
+            root = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError("not a Zarr store: no zarr.json") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"zarr.json is unreadable ({type(err).__name__}: {err})") from None
+    if not isinstance(root, dict) or root.get("node_type") != "group":
+        raise ValueError("zarr.json does not describe a Zarr group")
+    attrs = root.get("attributes", {})
+    return dict(attrs) if isinstance(attrs, dict) else {}
+
+
+def stale_reason(store: str | os.PathLike, spec: CellSpec) -> str | None:
+    """Why the store at ``store`` does not hold ``spec`` computed by this cq_core, or None.
+
+    Reads only the root metadata (fast enough to run for every cell while the workflow is
+    parsed). None also when there is no store at all (nothing stale to recompute there).
+    ``spec`` must be resolved (``backend`` not ``"auto"``), as the pipeline's cells are.
+    """
+    store = Path(store)
+    if not store.exists():
+        return None
+    try:
+        attrs = _read_attrs(store)
+    except ValueError as err:
+        return str(err)
+    if attrs.get("cell_hash") == spec.config_hash:
+        return None
+    try:
+        recorded = CellSpec.from_json(attrs["cell_spec"]).to_dict()
+    except (KeyError, TypeError, ValueError):
+        return "the store records no readable cell_spec"
+    wanted = spec.to_dict()
+    changed = [
+        f"{key} {recorded.get(key)!r} (stored) vs {wanted[key]!r} (config)"
+        for key in wanted
+        if recorded.get(key) != wanted[key]
+    ]
+    numerics = attrs.get("numerics_version")
+    if numerics != NUMERICS_VERSION:
+        changed.append(f"numerics version {numerics!r} (stored) vs {NUMERICS_VERSION!r}")
+    if not changed:
+        changed.append(f"cell_hash {str(attrs.get('cell_hash'))[:12]}… is not the cell's hash")
+    return "stale: the store holds another cell than the config asks for: " + ", ".join(changed)
+
+
+# ------------------------------------------------------------------------ one cell store
+
+
+def _expected_layout(spec: CellSpec) -> tuple[Layout, dict[str, Any], str]:
+    """Arrays (dims, shape), coordinate values and resolved method implied by ``spec``."""
+    settings = spec.check()
+    model = spec.build_model()
+    n_traj, n_time = settings.n_traj, len(settings.saved_steps)
+    n, d = model.n_classical, model.dim
+    layout: Layout = {
+        "trajectory": (("trajectory",), (n_traj,)),
+        "time": (("time",), (n_time,)),
+        "coord": (("coord",), (n,)),
+        "sigma": ((), ()),
+        "seed": ((), ()),
+        "classical": (("trajectory", "time", "coord"), (n_traj, n_time, n)),
+        "status": (("trajectory",), (n_traj,)),
+        "status_time": (("trajectory",), (n_traj,)),
+    }
+    levels = list(model.level_labels)
+    values: dict[str, Any] = {
+        "trajectory": np.arange(n_traj, dtype=np.int64),
+        "time": np.linspace(0.0, settings.t_final, settings.n_steps + 1)[settings.saved_steps],
+        "coord": list(model.coord_labels),
+        "sigma": np.float64(settings.sigma),
+        "seed": np.int64(settings.seed),
+    }
+    if settings.mode == "density":
+        layout["ket"] = (("ket",), (d,))
+        layout["bra"] = (("bra",), (d,))
+        layout["rho"] = (("trajectory", "time", "ket", "bra"), (n_traj, n_time, d, d))
+        values["ket"] = values["bra"] = levels
+    else:
+        layout["level"] = (("level",), (d,))
+        layout["psi"] = (("trajectory", "time", "level"), (n_traj, n_time, d))
+        values["level"] = levels
+    return layout, values, settings.method
+
+
+def _blocks(array: Any) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...], str]]:
+    """``(chunk coordinates, selection, chunk key)`` of every chunk of a regular-grid array."""
+    chunk_shape = tuple(array.metadata.chunk_grid.chunk_shape)
+    counts = [math.ceil(size / chunk) for size, chunk in zip(array.shape, chunk_shape, strict=True)]
+    for coords in itertools.product(*(range(count) for count in counts)):
+        selection = tuple(
+            slice(c * chunk, min((c + 1) * chunk, size))
+            for c, chunk, size in zip(coords, chunk_shape, array.shape, strict=True)
+        )
+        yield coords, selection, array.metadata.encode_chunk_key(coords)
+
+
+def _values_problem(
+    name: str, block: np.ndarray, expected: Any, method: str | None, t_final: float | None
+) -> str | None:
+    """What is wrong with the values of one chunk of array ``name`` (None if nothing)."""
+    if expected is not None:
+        if block.dtype.kind in "OTU" or isinstance(expected, list):
+            ok = [str(x) for x in np.ravel(block).tolist()] == [str(x) for x in expected]
+        else:
+            ok = np.array_equal(block, expected)
+        return None if ok else "values differ from the ones the recorded cell implies"
+    with np.errstate(all="ignore"):
+        if name == "classical":
+            return None if np.all(np.isfinite(block)) else "non-finite classical values"
+        if name in ("psi", "rho"):
+            if not np.all(np.isfinite(block)):
+                return f"non-finite {name} values"
+            if name == "psi":
+                size = np.sqrt(np.sum(block.real**2 + block.imag**2, axis=-1))
+                what = "norm"
+            else:
+                size = np.trace(block, axis1=-2, axis2=-1).real
+                what = "trace"
+            if np.any(size <= 0):
+                return f"{name} with {what} 0"
+            if method != "euler" and np.any(np.abs(size - 1.0) > NORM_TOLERANCE):
+                worst = float(np.max(np.abs(size - 1.0)))
+                return f"{name} {what} differs from 1 by {worst:.3g}"
+            return None
+        if name == "status":
+            return None if np.all(np.isin(block, STATUS_CODES)) else "unknown status codes"
+        if name == "status_time" and t_final is not None:
+            flagged = block[~np.isnan(block)]
+            inside = np.all((flagged >= 0) & (flagged <= t_final * (1 + 1e-12)))
+            return None if inside else f"status_time outside [0, {t_final!r}]"
+    return None
+
+
+class _StoreCheck:
+    """The checks of :func:`verify_store` on one store (collects problems, never raises)."""
+
+    def __init__(self, store: Path):
+        self.store = store
+        self.problems: list[str] = []
+        self.spec: CellSpec | None = None
+        self.status: dict[str, np.ndarray] = {}
+        self.missing: dict[str, set[int]] = {"status": set(), "status_time": set()}
+        self.keys: dict[str, dict[int, str]] = {"status": {}, "status_time": {}}
+        self.status_chunk = 1
+
+    def run(self) -> list[str]:
+        try:
+            attrs = _read_attrs(self.store)
+        except ValueError as err:
+            return [str(err)]
+        self.check_attrs(attrs)
+        layout: Layout = {}
+        values: dict[str, Any] = {}
+        method = attrs.get("method")
+        if self.spec is not None:
+            try:
+                layout, values, method = _expected_layout(self.spec)
+            except Exception as err:  # e.g. a user model that is not importable here
+                self.problems.append(
+                    f"the recorded cell cannot be rebuilt here ({type(err).__name__}: {err}); "
+                    "shapes and coordinates were not checked against it"
+                )
+        t_final = self.spec.t_final if self.spec is not None else None
+        names = sorted(
+            {p.name for p in self.store.iterdir() if (p / "zarr.json").is_file()} | set(layout)
+        )
+        sizes: dict[str, tuple[int, str]] = {}
+        for name in names:
+            self.check_array(name, layout.get(name), values.get(name), method, t_final, sizes)
+        if self.spec is not None and not any(n in names for n in ("psi", "rho")):
+            self.problems.append("no quantum state array (psi or rho)")
+        self.check_status()
+        return self.problems
+
+    def check_attrs(self, attrs: Mapping[str, Any]) -> None:
+        missing = [key for key in REQUIRED_ATTRS if key not in attrs]
+        if missing:
+            self.problems.append(f"the root metadata records no {', '.join(missing)}")
+        if "cell_spec" in attrs:
+            try:
+                self.spec = CellSpec.from_json(attrs["cell_spec"])
+            except (TypeError, ValueError) as err:
+                self.problems.append(f"the recorded cell_spec is unreadable ({err})")
+        numerics = attrs.get("numerics_version")
+        if numerics is not None and numerics != NUMERICS_VERSION:
+            self.problems.append(
+                f"computed with numerics version {numerics!r}, but cq_core is at "
+                f"{NUMERICS_VERSION!r}: recompute it"
+            )
+        if self.spec is None:
+            return
+        if "cell_hash" in attrs and numerics is not None:
+            expected = recorded_hash(self.spec.to_dict(), str(numerics))
+            if attrs["cell_hash"] != expected:
+                self.problems.append(
+                    f"the recorded cell_hash {str(attrs['cell_hash'])[:12]}… is not the hash "
+                    f"of the recorded cell_spec ({expected[:12]}…)"
+                )
+        for key in ATTRS_FROM_SPEC:
+            if key in attrs and attrs[key] != getattr(self.spec, key):
+                self.problems.append(
+                    f"attribute {key} = {attrs[key]!r} disagrees with the recorded cell_spec "
+                    f"({getattr(self.spec, key)!r})"
+                )
+
+    def check_array(
+        self,
+        name: str,
+        expected_layout: tuple[tuple[str, ...], tuple[int, ...]] | None,
+        expected_values: Any,
+        method: str | None,
+        t_final: float | None,
+        sizes: dict[str, tuple[int, str]],
+    ) -> None:
+        import zarr
+
+        where = self.store / name
+        if not (where / "zarr.json").is_file():
+            self.problems.append(f"array {name} is missing")
+            return
+        try:
+            array = zarr.open_array(str(where), mode="r")
+            dims = tuple(array.metadata.dimension_names or ())
+        except Exception as err:
+            self.problems.append(f"array {name}: unreadable metadata ({type(err).__name__}: {err})")
+            return
+        if expected_layout is not None and (dims, array.shape) != expected_layout:
+            self.problems.append(
+                f"array {name} has dims {dims} and shape {array.shape}; the recorded cell "
+                f"implies {expected_layout[0]} and {expected_layout[1]}"
+            )
+            return
+        for dim, size in zip(dims, array.shape, strict=False):
+            if dim in sizes and sizes[dim][0] != size:
+                self.problems.append(
+                    f"dimension {dim} is {size} long in {name} but {sizes[dim][0]} in "
+                    f"{sizes[dim][1]}"
+                )
+                return
+            sizes.setdefault(dim, (size, name))
+        if name in self.missing:
+            self.status[name] = np.full(array.shape, array.fill_value, dtype=array.dtype)
+            self.status_chunk = int(array.metadata.chunk_grid.chunk_shape[0])
+        for index, (coords, selection, key) in enumerate(_blocks(array)):
+            present = (where / key).is_file()
+            try:
+                block = np.asarray(array.get_block_selection(coords))
+            except Exception as err:
+                self.problems.append(
+                    f"chunk {name}/{key} cannot be read ({type(err).__name__}: {err})"
+                )
+                continue
+            if name in self.status:
+                self.status[name][selection] = block
+                self.keys[name][index] = key
+                if not present:
+                    self.missing[name].add(index)
+            expected = None
+            if expected_values is not None:  # coordinates: 0-d, or 1-d and chunked
+                expected = expected_values[selection[0]] if selection else expected_values
+            what = _values_problem(name, block, expected, method, t_final)
+            if what is not None:
+                self.problems.append(
+                    f"chunk {name}/{key} is missing"
+                    if not present
+                    else f"chunk {name}/{key}: {what}"
+                )
+
+    def check_status(self) -> None:
+        """``status == 0`` exactly where ``status_time`` is NaN (finds absent status chunks)."""
+        status, times = self.status.get("status"), self.status.get("status_time")
+        if status is None or times is None or status.shape != times.shape:
+            return
+        disagree = np.flatnonzero((status == 0) != np.isnan(times))
+        if not len(disagree):
+            return
+        chunks = sorted({int(i) // self.status_chunk for i in disagree})
+        for chunk in chunks:
+            absent = [n for n in ("status", "status_time") if chunk in self.missing[n]]
+            if absent:
+                self.problems.extend(f"chunk {n}/{self.keys[n][chunk]} is missing" for n in absent)
+            else:
+                key = self.keys["status"].get(chunk, chunk)
+                self.problems.append(f"status and status_time disagree in chunk {key}")
+
+
+def verify_store(path: str | os.PathLike) -> list[str]:
+    """Problems found in one cell store (an empty list: the store is sound).
+
+    Reads every chunk of every array; see the module docstring for what is checked. Never
+    raises for a damaged store: each problem is one line of text naming the array and chunk
+    (``chunk psi/c/1/0/0 cannot be read (RuntimeError: Zstd decompression error …)``,
+    ``chunk classical/c/0/0/0 is missing``, ``computed with numerics version '0' …``).
+    """
+    store = Path(path)
+    if not store.is_dir():
+        return ["no such store" if not store.exists() else "not a directory"]
+    return _StoreCheck(store).run()
+
+
+# --------------------------------------------------------------------- the results tree
+
+
+def cell_stores(results_dir: str | os.PathLike) -> list[Path]:
+    """Every cell store under ``results_dir``: ``<sweep>/cells/sigma=*/seed=*.zarr``."""
+    root = Path(results_dir)
+    return sorted(
+        store
+        for store in root.glob("*/cells/sigma=*/seed=*.zarr")
+        if store.is_dir() and TEMPORARY_SUFFIX not in store.name
+    )
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(*paths: str | os.PathLike) -> dict[str, Any]:
+    """The pipeline configuration from YAML files, deep-merged in order (as ``--configfile``).
+
+    The schema defaults are filled in (Snakemake's ``validate``) when ``schema.yaml`` lies
+    beside the first file, as it does in ``config/``; an invalid configuration raises.
+    """
+    import yaml
+
+    config: dict[str, Any] = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            config = _deep_merge(config, yaml.safe_load(handle) or {})
+    schema = Path(paths[0]).with_name("schema.yaml") if paths else None
+    if schema is not None and schema.is_file():
+        from snakemake.utils import validate
+
+        validate(config, str(schema))
+    return config
+
+
+def _config_cells(config: Mapping[str, Any], sweep: str) -> dict[tuple[str, int], CellSpec]:
+    from .sweep import sweep_cell_specs
+
+    sweeps = config.get("sweeps") or {}
+    if sweep not in sweeps:
+        return {}
+    return sweep_cell_specs(sweep, sweeps[sweep], base_seed=config.get("base_seed", 0))
+
+
+def _path_problem(store: Path) -> str | None:
+    """The recorded cell must be the one the store's path names (sigma=<label>/seed=<seed>)."""
+    from .sweep import sigma_label
+
+    try:
+        spec = CellSpec.from_json(_read_attrs(store)["cell_spec"])
+    except (KeyError, TypeError, ValueError):
+        return None  # reported by verify_store
+    expected = (f"sigma={sigma_label(spec.sigma)}", f"seed={spec.seed}.zarr")
+    if (store.parent.name, store.name) != expected:
+        return f"the store holds sigma={spec.sigma!r}, seed={spec.seed} but its path names another"
+    return None
+
+
+def verify_results(
+    results_dir: str | os.PathLike,
+    config: Mapping[str, Any] | str | os.PathLike | None = None,
+) -> dict[Path, list[str]]:
+    """Verify every cell store under ``results_dir``; return ``{store: problems}``.
+
+    Every store found is a key (an empty list: sound). Besides :func:`verify_store`, each
+    store must sit at the path of the cell it records, and, when ``config`` is given (the
+    configuration as Snakemake sees it, or the path of a YAML file, see :func:`load_config`),
+    a store at the path of one of the configuration's cells must hold exactly that cell
+    (:func:`stale_reason`). Stores of cells that the configuration no longer names are only
+    checked for damage: the pipeline never reads them. Raises ``ValueError`` for an invalid
+    configuration.
+    """
+    if config is not None and not isinstance(config, Mapping):
+        config = load_config(config)
+    wanted: dict[str, dict[tuple[str, int], CellSpec]] = {}
+    report: dict[Path, list[str]] = {}
+    for store in cell_stores(results_dir):
+        problems = verify_store(store)
+        where = _path_problem(store)
+        if where is not None:
+            problems.append(where)
+        if config is not None:
+            sweep = store.parents[2].name
+            if sweep not in wanted:
+                wanted[sweep] = _config_cells(config, sweep)
+            seed = store.stem.partition("=")[2]
+            cell = (store.parent.name.removeprefix("sigma="), int(seed) if seed.isdigit() else -1)
+            spec = wanted[sweep].get(cell)
+            reason = stale_reason(store, spec) if spec is not None else None
+            if reason is not None:
+                problems.append(reason)
+        report[store] = problems
+    return report
+
+
+def move_aside(store: str | os.PathLike) -> Path:
+    """Move a bad store out of the pipeline's way (``<store>.damaged[.N]``); return where to.
+
+    The damaged copy is kept for inspection (no glob of the pipeline matches its name).
+    """
+    store = Path(store)
+    target = store.with_name(store.name + DAMAGED_SUFFIX)
+    number = 0
+    while target.exists():
+        number += 1
+        target = store.with_name(f"{store.name}{DAMAGED_SUFFIX}.{number}")
+    os.replace(store, target)
+    return target
+
+
+def repair(store: str | os.PathLike) -> str:
+    """Move a bad cell store aside and remove its sweep's summary; say what was done.
+
+    Snakemake does not recreate a missing intermediate file while the outputs built from it
+    are present and newer, so moving the store alone would not make ``snakemake`` recompute
+    it. Removing ``<results>/<sweep>/summary.zarr`` (an aggregate built from that store,
+    recomputed from the cells) makes the next run rebuild the summary, which needs the cell:
+    exactly that cell is recomputed, then the aggregates and figures that depend on it.
+    """
+    store = Path(store)
+    done = [f"moved aside to {move_aside(store).name}"]
+    summary = store.parents[2] / "summary.zarr"
+    if summary.is_dir():
+        shutil.rmtree(summary)
+        done.append(f"removed {summary.parent.name}/{summary.name}")
+    return ", ".join(done)
+
+
+# -------------------------------------------------------------------------- command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cq_core.verify",
+        description="Check every cell store under a results directory: every chunk is read "
+        "and compared with the recorded cell. One line per bad store; exit status 1 if any.",
+    )
+    parser.add_argument("results", type=Path, help="the results directory (e.g. results/)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=Path,
+        default=[],
+        help="pipeline configuration (repeatable, deep-merged in order); stores that do not "
+        "hold the configuration's cell are reported as stale",
+    )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help=f"move every bad store aside (<store>{DAMAGED_SUFFIX}) and remove its sweep's "
+        "summary.zarr, so that the next snakemake run recomputes that cell",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m cq_core.verify``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if not args.results.is_dir():
+        print(f"verify: {args.results} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        report = verify_results(args.results, load_config(*args.config) if args.config else None)
+    except (OSError, ValueError) as err:
+        print(f"verify: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # e.g. snakemake's WorkflowError for a config off its schema
+        print(f"verify: invalid configuration: {err}", file=sys.stderr)
+        return 2
+    bad = {store: problems for store, problems in report.items() if problems}
+    for store, problems in bad.items():
+        line = f"{store}: {'; '.join(problems)}"
+        if args.repair:
+            line += f" -> {repair(store)}"
+        print(line, flush=True)
+    print(
+        f"verify: {len(report)} cell store(s) under {args.results}, {len(bad)} bad"
+        + (" (moved aside: rerun snakemake to recompute them)" if bad and args.repair else ""),
+        file=sys.stderr,
+    )
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
