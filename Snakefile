@@ -52,5 +52,6 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
+        get_all_cells(),
         get_all_summaries(),
         get_all_figures(),

@@ -188,6 +188,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cq_core", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "verify",
+        help="read every chunk of the stored cells and name damaged or stale ones "
+        "(python -m cq_core verify results/ [--config config/config.yaml] [--repair])",
+        add_help=False,
+    )
 
     cell = commands.add_parser("run-cell", help="run one cell on Dask and store it as Zarr")
     cell.add_argument("--spec", required=True, help="the cell as JSON (CellSpec.to_json)")
@@ -274,6 +280,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m cq_core``; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["verify"]:  # python -m cq_core verify results/ [--config F] [--repair]
+        from .verify import main as verify_main
+
+        return verify_main(argv[1:])
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -17,8 +17,10 @@ from .base import Model
 
 __all__ = ["qubit_lattice", "MAX_SITES"]
 
-MAX_SITES = 24
-"""Largest lattice accepted: 2²⁴ complex amplitudes are 256 MiB per trajectory."""
+MAX_SITES = 20
+"""Largest lattice accepted. Building the model tabulates σz^(i) on every level, three
+(n, 2ⁿ) float tables (~0.5 GB at n = 20, ~10 GB at n = 24), and one trajectory's state takes
+16·2ⁿ bytes (16 MiB at n = 20); the limit keeps a model buildable on a workstation."""
 
 
 def qubit_lattice(
@@ -40,7 +42,8 @@ def qubit_lattice(
     if n > MAX_SITES:
         raise ValueError(
             f"model {name!r}: n = {n} sites needs 2^{n} = {d} amplitudes "
-            f"({16 * d / 2**30:.3g} GiB) per trajectory state; at most n = {MAX_SITES} is allowed"
+            f"({16 * d / 2**30:.3g} GiB) per trajectory state, and building the model "
+            f"{3 * 8 * n * d / 2**30:.3g} GiB of tables; at most n = {MAX_SITES} is allowed"
         )
     lam, gamma = finite(name, "lam", lam), finite(name, "gamma", gamma)
     m = positive(name, "m", m)

@@ -109,6 +109,42 @@ def get_sweep_cells(wildcards):
     ]
 
 
+def get_cell_stamp(wildcards):
+    """The cell's stamp ``<store>.<hash>.stamp``: its name holds the cell's config hash.
+
+    A store whose recorded cell no longer matches the config (e.g. results copied into a
+    fresh clone, where Snakemake's own parameter records are absent) has no stamp of the
+    current hash, so the stamp is made and the cell recomputed; ``ancient`` keeps the stamp's
+    modification time from ever rerunning a cell by itself.
+    """
+    spec = get_cell_spec(wildcards)
+    return ancient(
+        expand(
+            rules.cell_stamp.output.stamp,
+            sweep=wildcards.sweep,
+            sigma=wildcards.sigma,
+            seed=wildcards.seed,
+            hash=spec.config_hash[:16],
+        )[0]
+    )
+
+
+def get_all_cells():
+    """Every cell store of every sweep, and its stamp: a store deleted by hand is recomputed."""
+    targets = []
+    for sweep, cells in SWEEP_CELLS.items():
+        for (label, seed), spec in cells.items():
+            targets += expand(rules.simulate_cell.output.cell, sweep=sweep, sigma=label, seed=seed)
+            targets += expand(
+                rules.cell_stamp.output.stamp,
+                sweep=sweep,
+                sigma=label,
+                seed=seed,
+                hash=spec.config_hash[:16],
+            )
+    return targets
+
+
 def get_analysis_json(wildcards):
     """The summary settings of a sweep (time slices, bins, fit window) as canonical JSON."""
     return json.dumps(SWEEP_ANALYSIS[wildcards.sweep], sort_keys=True, separators=(",", ":"))

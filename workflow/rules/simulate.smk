@@ -7,7 +7,17 @@
 # ==========================================================================================
 
 
+rule cell_stamp:
+    output:
+        stamp=touch(f"{RESULTS}/{{sweep}}/cells/sigma={{sigma}}/seed={{seed}}.zarr.{{hash}}.stamp"),
+    wildcard_constraints:
+        hash=r"[0-9a-f]{16}",
+    localrule: True
+
+
 rule simulate_cell:
+    input:
+        stamp=get_cell_stamp,
     output:
         cell=directory(f"{RESULTS}/{{sweep}}/cells/sigma={{sigma}}/seed={{seed}}.zarr"),
     log:
