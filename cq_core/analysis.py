@@ -134,13 +134,22 @@ def trajectory_mean(
     ``values`` (…, seed, trajectory, …), ``keep`` bool (…, seed, trajectory). The standard
     error is ``s / sqrt(n)`` with the sample standard deviation ``s`` (ddof 1); NaN when
     fewer than two trajectories are kept.
+
+    One pass over the data, so that each chunk is dropped as soon as it is summed (memory
+    bounded by the chunk size, not the sweep's): shifted sums ``S1 = Σ(x − c)``,
+    ``S2 = Σ(x − c)²`` with ``c`` the first trajectory's value (the shift keeps
+    ``S2 − S1²/n`` free of cancellation when the spread is small next to the mean).
     """
     dims = _trajectory_dims(values)
-    kept = values.where(keep)
+    shift = values.isel({d: 0 for d in dims}, drop=True)
+    deviation = (values - shift).where(keep)
     count = keep.sum(dims)
-    mean = kept.sum(dims) / count.where(count > 0)
-    variance = ((kept - mean) ** 2).sum(dims) / (count - 1).where(count > 1)
-    return mean, np.sqrt(variance / count.where(count > 0)), count
+    n = count.where(count > 0)
+    first = deviation.sum(dims)
+    second = (deviation**2).sum(dims)
+    mean = shift + first / n
+    variance = (second - first**2 / n) / (count - 1).where(count > 1)
+    return mean, np.sqrt(variance.clip(min=0) / n), count
 
 
 def coherence_curve(ds: xr.Dataset) -> xr.Dataset:
@@ -253,7 +262,9 @@ def fit_decoherence_rate(ds: xr.Dataset, fit_window: Sequence[float] | None = No
     """
     coherence = pair_coherence(ds)
     keep = _unflagged(ds)
-    mean, _, count = trajectory_mean(coherence, keep)
+    # the influence of each trajectory needs the mean at every time: computing the (small)
+    # mean first keeps the second pass over the data chunk by chunk (bounded memory)
+    mean, _, count = (part.compute() for part in trajectory_mean(coherence, keep))
     curve = mean / mean.isel(time=0, drop=True)
     time = ds["time"]
     in_window = time > 0
@@ -271,11 +282,9 @@ def fit_decoherence_rate(ds: xr.Dataset, fit_window: Sequence[float] | None = No
     log_curve = -np.log(curve.where(usable))
     points = usable.sum("time")
     gamma = (weight * log_curve).sum("time").where(points > 0)
-    dims = _trajectory_dims(coherence)
-    influence = (weight * coherence / mean.where(usable)).sum("time").where(keep)
-    influence_mean = influence.sum(dims) / count.where(count > 0)
-    variance = ((influence - influence_mean) ** 2).sum(dims) / (count - 1).where(count > 1)
-    se = np.sqrt(variance / count.where(count > 0)).where(points > 0)
+    influence = (weight * coherence / mean.where(usable)).sum("time")
+    _, se, _ = trajectory_mean(influence, keep)
+    se = se.where(points > 0)
     window = [float(time[0]), float(time[-1])] if fit_window is None else list(fit_window)
     return xr.Dataset(
         {
@@ -384,7 +393,10 @@ def summarise(
     bins: int,
     fit_window: Sequence[float] | None = None,
 ) -> xr.Dataset:
-    """The summary of a sweep (lazy): every variable of :data:`SUMMARY_VARIABLES` and more.
+    """The summary of a sweep: every variable of :data:`SUMMARY_VARIABLES` and more.
+
+    Computed part by part, each part one streaming pass over the (lazily opened) cells, so
+    memory is bounded by the chunk size, not the sweep's size (tests/test_bounded_memory.py).
 
     Parameters
     ----------
@@ -408,14 +420,20 @@ def summarise(
     """
     ds = as_sweep(ds)
     summary = xr.merge(
+        # each part is computed on its own: one streaming pass over the cells per part keeps
+        # memory bounded by the chunk size (one graph for all parts holds chunks that several
+        # reductions share until the slowest of them is done)
         [
-            coherence_curve(ds),
-            sigma_z_moments(ds),
-            sigma_z_histogram(ds, time_slices, bins).rename("sigma_z_hist").to_dataset(),
-            fit_decoherence_rate(ds, fit_window),
-            theory_rate(ds).rename("gamma_theory").to_dataset(),
-            flagged_count(ds).rename("n_flagged").to_dataset(),
-            born_statistics(ds),
+            part.compute()
+            for part in (
+                coherence_curve(ds),
+                sigma_z_moments(ds),
+                sigma_z_histogram(ds, time_slices, bins).rename("sigma_z_hist").to_dataset(),
+                fit_decoherence_rate(ds, fit_window),
+                theory_rate(ds).rename("gamma_theory").to_dataset(),
+                flagged_count(ds).rename("n_flagged").to_dataset(),
+                born_statistics(ds),
+            )
         ],
         compat="override",
         join="exact",
