@@ -550,6 +550,11 @@ def atomic_write_zarr(
         consolidated=False,
         zarr_format=3,
     )
+    return _move_into_place(temporary, path)
+
+
+def _move_into_place(temporary: Path, path: Path) -> Path:
+    """``os.replace`` a complete store over ``path``; an older store there is moved aside first."""
     if path.exists():
         displaced = path.with_name(path.name + TEMPORARY_SUFFIX + "-replaced")
         os.replace(path, displaced)
@@ -632,14 +637,7 @@ class _CellStoreWriter:
 
     def commit(self) -> Path:
         """Move the complete store into place (replacing an older one) and return its path."""
-        if self.path.exists():
-            displaced = self.path.with_name(self.path.name + TEMPORARY_SUFFIX + "-replaced")
-            os.replace(self.path, displaced)
-            os.replace(self.temporary, self.path)
-            shutil.rmtree(displaced) if displaced.is_dir() else displaced.unlink()
-        else:
-            os.replace(self.temporary, self.path)
-        return self.path
+        return _move_into_place(self.temporary, self.path)
 
     def discard(self) -> None:
         """Remove the temporary store if it was not committed."""
