@@ -134,6 +134,19 @@ def _freeze(new, old, active):
     return np.where(active.reshape(shape), new, old)
 
 
+def _start(model: Model, s: RunSettings, state: np.ndarray):
+    """Initial Z (N, n), and output arrays with step 0 stored: classical, quantum, status."""
+    N = s.n_traj
+    Z = np.repeat(model.z0[None, :], N, axis=0)
+    saved = s.saved_steps
+    classical_out = np.empty((N, len(saved), model.n_classical))
+    quantum_out = np.empty((N, len(saved), *state.shape[1:]), dtype=complex)
+    classical_out[:, 0], quantum_out[:, 0] = Z, state
+    status = np.zeros(N, dtype=np.int8)
+    status_step = np.full(N, -1, dtype=np.int64)
+    return Z, classical_out, quantum_out, status, status_step
+
+
 def integrate(
     model: Model,
     settings: RunSettings,
@@ -149,9 +162,8 @@ def integrate(
     noise chunk.
     """
     s = settings
-    N, n, dt = s.n_traj, model.n_classical, s.dt
+    N, dt = s.n_traj, s.dt
     mean_field = s.mode == "mean_field"
-    ops = _Operators(model, s.sigma)
     if increments is None and not mean_field:
         increments = BrownianIncrements(
             base_seed=s.base_seed,
@@ -163,17 +175,12 @@ def integrate(
         ).draw
     if s.backend == "numba":
         return _integrate_compiled(model, s, increments, progress)
+    ops = _Operators(model, s.sigma)
     quantum_step = None if mean_field else QUANTUM_STEPS[(s.method, s.mode)]
-
-    Z = np.repeat(model.z0[None, :], N, axis=0)
     state = _initial_state(model, s.mode, N)
+    Z, classical_out, quantum_out, status, status_step = _start(model, s, state)
     saved = s.saved_steps
-    classical_out = np.empty((N, len(saved), n))
-    quantum_out = np.empty((N, len(saved), *state.shape[1:]), dtype=complex)
-    classical_out[:, 0], quantum_out[:, 0] = Z, state
     next_save = 1
-    status = np.zeros(N, dtype=np.int8)
-    status_step = np.full(N, -1, dtype=np.int64)
     active = np.ones(N, dtype=bool)
 
     step = 0
@@ -217,17 +224,11 @@ def _integrate_compiled(model: Model, s: RunSettings, increments, progress) -> T
     kernel = s.sigma * model.noise_shape
     kernel_pinv = np.linalg.pinv(kernel)
     coupled = np.asarray(model.coupled, dtype=np.int64)
-    N = s.n_traj
-    Z = np.repeat(model.z0[None, :], N, axis=0)
-    psi = np.repeat(model.psi0[None, :], N, axis=0)
+    psi = _initial_state(model, "pure", s.n_traj)
+    Z, classical_out, psi_out, status, status_step = _start(model, s, psi)
     populations = np.abs(psi) ** 2
     phases = np.angle(psi)
     saved = s.saved_steps
-    classical_out = np.empty((N, len(saved), model.n_classical))
-    psi_out = np.empty((N, len(saved), model.dim), dtype=complex)
-    classical_out[:, 0], psi_out[:, 0] = Z, psi
-    status = np.zeros(N, dtype=np.int8)
-    status_step = np.full(N, -1, dtype=np.int64)
     step = 0
     while step < s.n_steps:
         chunk = min(NOISE_CHUNK_STEPS, s.n_steps - step)
