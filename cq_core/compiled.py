@@ -154,10 +154,14 @@ def _run_chunk_mass(
                 a_l -= dt * (kx_l * kx_l + ky_l * ky_l + kz_l * kz_l)
                 a_r = kx_r * dy_x + ky_r * dy_y + kz_r * dy_z
                 a_r -= dt * (kx_r * kx_r + ky_r * ky_r + kz_r * kz_r)
-                if a_l >= a_r:
-                    w_l, w_r = p_l, p_r * np.exp(2.0 * (a_r - a_l))
-                else:
-                    w_l, w_r = p_l * np.exp(2.0 * (a_l - a_r)), p_r
+                # the smaller branch decays by exp(−2|a_l − a_r|) relative to the larger.
+                # Written as selects, not an if: the sign of a_l − a_r is a coin flip for a
+                # balanced superposition, and the mispredicted branch cost more than the exp.
+                # Same bits as the branch; a NaN makes w_r NaN, so it is still flagged.
+                decay = np.exp(-2.0 * abs(a_l - a_r))
+                left_smaller = a_l < a_r
+                w_l = p_l * decay if left_smaller else p_l
+                w_r = p_r if left_smaller else p_r * decay
                 total = w_l + w_r
                 finite = (
                     np.isfinite(x_new)
@@ -295,8 +299,7 @@ def run_chunk(
                     for i in range(m):
                         acc += K[i, a] * dY[i]
                     log_factor[a] = acc
-                    if acc > top:
-                        top = acc
+                    top = acc if acc > top else top  # a select: no mispredicted branch
                 total = 0.0
                 for a in range(d):
                     value = p[a] * np.exp(2.0 * (log_factor[a] - top))
