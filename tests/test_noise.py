@@ -56,3 +56,38 @@ def test_increments_are_standard_brownian():
 @pytest.mark.parametrize("n_noises", [1, 4])
 def test_shape(n_noises):
     assert _draw(2, 3, [5], m=n_noises).shape == (5, 3, n_noises)
+
+
+@pytest.mark.parametrize(
+    ("base_seed", "seed", "first", "n_traj"),
+    [
+        (0, 0, 0, 64),
+        (7, 3, 1000, 16),
+        (2**32, 5, 100, 8),  # a base seed of two 32-bit words
+        (2**70 + 5, 2**33 + 1, 12345, 8),  # three- and two-word keys
+        (1, 0, 2**40, 4),  # trajectory indices of two words
+        (0, 0, 2**32 - 3, 6),  # indices crossing from one word to two
+    ],
+)
+def test_vectorised_seeding_equals_numpy_seed_sequence(base_seed, seed, first, n_traj):
+    """The batch seeding reproduces SeedSequence(base_seed, spawn_key=(seed, i)) exactly."""
+    from cq_core.noise import trajectory_states
+
+    expected = np.stack(
+        [
+            np.random.SeedSequence(base_seed, spawn_key=(seed, i)).generate_state(3, np.uint64)
+            for i in range(first, first + n_traj)
+        ]
+    )
+    np.testing.assert_array_equal(trajectory_states(base_seed, seed, first, n_traj), expected)
+
+
+def test_increments_come_from_each_trajectorys_own_generator():
+    """Column i is trajectory_generator(base_seed, seed, first + i) scaled by √dt."""
+    from cq_core import trajectory_generator
+
+    dt = 0.25
+    dW = _draw(5, 4, [3, 9], base_seed=11, seed=2, dt=dt)
+    for i in range(4):
+        normals = trajectory_generator(11, 2, 5 + i).standard_normal((12, 3))
+        np.testing.assert_array_equal(dW[:, i], normals * np.sqrt(dt))
