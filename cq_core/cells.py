@@ -74,6 +74,8 @@ PROCESS_MIN_TRAJECTORY_STEPS = 20_000_000
 """Below this much work (~10 s of the NumPy kernel) a process cluster's start-up never pays."""
 TEMPORARY_SUFFIX = ".tmp"
 """A store is written to ``<name>.tmp`` beside its final path, then moved into place."""
+ZSTD_LEVEL = 0
+"""Zstandard level of every stored chunk (0: zstd's default, 3; Zarr 3's default codec)."""
 
 
 def _number(value: Any, kind: type) -> Any:
@@ -502,13 +504,40 @@ def _cell_chunks(ds: xr.Dataset) -> dict[str, int]:
     return store_chunks(ds.sizes, chunks_bytes(ds))
 
 
-def _cell_encoding(ds: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
+def _compressors() -> list[Any]:
+    """The compressor of every chunk: Zstandard with its frame checksum.
+
+    The checksum (32 bits of the XXH64 of the decompressed bytes, ending the chunk's frame) makes
+    a chunk whose bytes changed on disk fail to decode (``RuntimeError: Zstd decompression
+    error: … doesn't match checksum``) instead of decoding to wrong numbers, so that
+    :mod:`cq_core.verify` and every reader see the damage. It is recorded in each array's
+    ``zarr.json`` and checked on every read.
+    """
+    from zarr.codecs import ZstdCodec
+
+    return [ZstdCodec(level=ZSTD_LEVEL, checksum=True)]
+
+
+def _store_encoding(
+    ds: xr.Dataset, encoding: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``encoding`` for every variable of ``ds``, with the checksummed compressor added."""
+    encoding = dict(encoding or {})  # a name that is not a variable is left for to_zarr to reject
+    for name in ds.variables:
+        encoding[name] = {"compressors": _compressors(), **encoding.get(name, {})}
+    return encoding
+
+
+def _cell_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     chunks = _cell_chunks(ds)
-    return {
-        name: {"chunks": tuple(chunks.get(d, n) for d, n in var.sizes.items())}
-        for name, var in ds.variables.items()
-        if var.ndim and var.dtype.kind != "O"
-    }
+    return _store_encoding(
+        ds,
+        {
+            name: {"chunks": tuple(chunks.get(d, n) for d, n in var.sizes.items())}
+            for name, var in ds.variables.items()
+            if var.ndim and var.dtype.kind != "O"
+        },
+    )
 
 
 def _temporary_path(path: Path) -> Path:
@@ -537,7 +566,9 @@ def atomic_write_zarr(
 
     The store is written to ``<path>.tmp`` (stale temporaries are removed first) and moved
     into place with ``os.replace`` only when complete; an existing store at ``path`` is
-    replaced. Consolidated metadata is off (Zarr v3 warns about it).
+    replaced. Consolidated metadata is off (Zarr v3 warns about it). Every chunk is
+    compressed with checksummed Zstandard (:func:`_compressors`) unless ``encoding`` names
+    other compressors for a variable.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -546,7 +577,7 @@ def atomic_write_zarr(
     ds.drop_encoding().to_zarr(
         temporary,
         mode="w-",
-        encoding=dict(encoding or {}),
+        encoding=_store_encoding(ds, encoding),
         consolidated=False,
         zarr_format=3,
     )

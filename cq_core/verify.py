@@ -13,10 +13,12 @@ store against all of that:
   implies (trajectories, saved times, phase-space components, levels), and the Dataset
   attributes agree with the recorded cell;
 * **every chunk of every array is read and decoded** (a truncated or corrupt chunk fails to
-  decode), and its values are checked: coordinates equal the values the recorded cell
-  implies, ``classical`` and the quantum state are finite, ψ has norm 1 (ρ trace 1; only
-  ``> 0`` for the non-renormalising ``euler`` method), ``status`` holds known codes and
-  agrees with ``status_time``.
+  decode; the stores' Zstandard compressor keeps a checksum of each chunk, so a chunk with
+  even one changed byte fails too, ``Restored data doesn't match checksum``, instead of
+  decoding to other numbers), and its values are checked: coordinates equal the values the
+  recorded cell implies, ``classical`` and the quantum state are finite, ψ has norm 1
+  (ρ trace 1; only ``> 0`` for the non-renormalising ``euler`` method), ``status`` holds
+  known codes and agrees with ``status_time``.
 
 Zarr does not write a chunk whose values all equal the array's fill value (``status`` of a
 block with no flagged trajectory, ``seed = 0``), so an absent chunk file is only a problem when
