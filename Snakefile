@@ -37,6 +37,18 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
+# ------------------------------------------------------------------------- stale locks
+# A run killed with SIGKILL leaves Snakemake's lock behind: the next run removes it when its
+# owner is provably gone (same host, that process no longer runs), so that the same command
+# resumes the sweep without `snakemake --unlock`; live and unknown owners' locks are kept
+# (common.smk, "stale locks").
+remove_stale_locks(workflow)
+
+
+onstart:
+    record_lock_owner(workflow)
+
+
 SWEEP_CELLS, SWEEP_ANALYSIS = check_sweeps(config)
 
 

@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -85,11 +86,6 @@ def readme_run_command() -> list[str]:
             if words and words[0] == "snakemake":
                 return [SNAKEMAKE, *words[1:]]
     raise AssertionError("the README shows no snakemake run command")
-
-
-def readme_documents_unlock() -> bool:
-    """Whether the README tells how to resume after a kill left Snakemake's lock behind."""
-    return "snakemake --unlock" in (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def slow_workflow(destination: Path) -> Path:
@@ -287,11 +283,23 @@ def interrupt_sweep(workdir: Path, how: signal.Signals) -> subprocess.CompletedP
     return subprocess.CompletedProcess(process.args, returncode, output.read_text(), "")
 
 
+def lock_files(workdir: Path) -> dict[str, bytes]:
+    """Snakemake's lock files in ``workdir`` (name -> content)."""
+    folder = workdir / ".snakemake" / "locks"
+    return {path.name: path.read_bytes() for path in sorted(folder.glob("*.lock"))}
+
+
+STALE_LOCK_MESSAGE = "cq-sweep: removed stale Snakemake lock files"
+"""How the workflow says that it removed the lock of a run that no longer exists."""
+
+
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_an_interrupted_sweep_resumes_with_the_readme_command(finished, tmp_path, how):
     workdir = slow_workflow(tmp_path / "repo")
     interrupted = interrupt_sweep(workdir, how)
     assert interrupted.returncode != 0
+    # Ctrl-C lets Snakemake remove its lock; SIGKILL leaves it behind
+    assert bool(lock_files(workdir)) == (how == signal.SIGKILL), lock_files(workdir)
 
     # no half-written store at a final path: what is there is complete
     done = stored_cells(workdir)
@@ -305,30 +313,155 @@ def test_an_interrupted_sweep_resumes_with_the_readme_command(finished, tmp_path
     assert done, interrupted.stdout
     before = {cell: store_state(path) for cell, path in done.items()}
 
-    # the rerun recomputes exactly the unfinished cells
+    # the rerun recomputes exactly the unfinished cells (a dry run leaves any lock alone)
+    locks = lock_files(workdir)
     assert planned_jobs(workdir).get("simulate_cell") == len(CELLS) - len(done)
+    assert lock_files(workdir) == locks
+    # the README's command alone: a lock left by the killed run is removed, and said so
     rerun = subprocess.run(
         readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=600
     )
-    locked = rerun.returncode != 0 and "LockException" in rerun.stderr
-    if locked:  # a SIGKILLed Snakemake cannot remove its lock: the README must say so
-        assert run_snakemake(workdir, "--unlock").returncode == 0
-        rerun = subprocess.run(
-            readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=600
-        )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    said = [line for line in rerun.stderr.splitlines() if line.startswith(STALE_LOCK_MESSAGE)]
+    if how == signal.SIGKILL:
+        assert len(said) == 1 and "no longer runs" in said[0], rerun.stderr
+        assert all(f".snakemake/locks/{name}" in said[0] for name in locks), said
+    else:
+        assert said == [], rerun.stderr
     assert {cell: store_state(path) for cell, path in done.items()} == before
     for cell in CELLS:  # every store equals the uninterrupted run's
         assert store_digest(cell_path(workdir, *cell)) == store_digest(cell_path(finished, *cell))
     assert (workdir / "results" / "slow" / "summary.zarr" / "zarr.json").is_file()
     assert not list((workdir / "results").rglob("*.tmp*"))
     assert planned_jobs(workdir) == {}
-    if locked and not readme_documents_unlock():
-        pytest.xfail(
-            "after SIGKILL the README's command stops at Snakemake's stale lock "
-            "(LockException); it completed only after `snakemake --unlock`, which the README "
-            "does not mention"
+    assert lock_files(workdir) == {}
+
+
+def test_the_lock_of_a_live_run_is_kept(tmp_path):
+    """A second README command while a sweep runs stops at Snakemake's lock; nothing is removed.
+
+    The first run is held with SIGSTOP (alive, but unable to finish) while the second runs, so
+    that the outcome does not depend on how fast the machine is; then it completes.
+    """
+    workdir = slow_workflow(tmp_path / "repo")
+    output = workdir / "first.log"
+    with output.open("w") as sink:
+        first = subprocess.Popen(
+            readme_run_command(),
+            cwd=workdir,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "computing" not in [_cell_phase(workdir, *cell) for cell in CELLS]:
+            assert first.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, "no cell started"
+            time.sleep(0.03)
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            locks = lock_files(workdir)
+            owners = list((workdir / ".snakemake").glob(f"*lock-owners/*-{first.pid}-*.json"))
+            assert locks and len(owners) == 1, (locks, owners)  # the run recorded its lock
+            second = subprocess.run(
+                readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=300
+            )
+            assert lock_files(workdir) == locks
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        assert second.returncode != 0 and "LockException" in second.stderr, second.stderr
+        assert STALE_LOCK_MESSAGE not in second.stderr
+        assert first.wait(timeout=600) == 0, output.read_text()
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    assert _wait_until_gone(first.pid, STOP_TIMEOUT)
+    assert set(stored_cells(workdir)) == set(CELLS)
+    assert lock_files(workdir) == {}
+
+
+def _process_start(pid: int) -> int:
+    """Start time (clock ticks since boot) of a live process: field 22 of /proc/<pid>/stat."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+@pytest.fixture(scope="module")
+def ended_process() -> tuple[int, int]:
+    """Pid and start time of a process that has ended (as a SIGKILLed Snakemake has)."""
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        start = _process_start(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    return process.pid, start
+
+
+THIS_PROCESS = "this process"
+"""Stands for the pid or the start time of the test process (alive, and no Snakemake)."""
+OWNERS = {
+    # owner of the lock: (how its record differs from that of a run killed here, kept?)
+    "no-record": (None, True),
+    "live-run": ({"pid": THIS_PROCESS, "start": THIS_PROCESS}, True),
+    "other-host": ({"host": "another-node"}, True),
+    "other-container": ({"pid_namespace": "pid:[1]"}, True),
+    "other-lock-file": ({"locks": {"0.output.lock": [1, 2, 3]}}, True),
+    "unusable-record": ({"start": None}, True),
+    "killed-run": ({}, False),
+    "pid-taken-by-another-process": ({"pid": THIS_PROCESS, "start": 1}, False),
+}
+
+
+@pytest.mark.parametrize("owner", list(OWNERS))
+def test_only_locks_of_runs_that_no_longer_run_are_removed(
+    finished, tmp_path, ended_process, owner
+):
+    """A lock file (as Snakemake writes them) with an owner record made as the workflow makes
+    it, or varied: only a lock whose recorded owner ran on this host and has ended is removed.
+    """
+    changes, kept = OWNERS[owner]
+    workdir = tmp_path / "repo"
+    shutil.copytree(finished, workdir, symlinks=True)
+    lock = workdir / ".snakemake" / "locks" / "0.output.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    stores = [str(cell_path(workdir, *cell).relative_to(workdir)) for cell in CELLS]
+    lock.write_text("\n".join(stores) + "\n")
+    if changes is not None:
+        stat = lock.stat()
+        pid, start = ended_process
+        record = {
+            "host": socket.gethostname(),
+            "pid": pid,
+            "start": start,
+            "boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+            "pid_namespace": os.readlink("/proc/self/ns/pid"),
+            "since": "2026-01-01 00:00:00",
+            "locks": {lock.name: [stat.st_ino, stat.st_mtime_ns, stat.st_size]},
+            **changes,
+        }
+        mine = {"pid": os.getpid(), "start": _process_start(os.getpid())}
+        record.update({k: mine[k] for k, value in changes.items() if value == THIS_PROCESS})
+        owners = workdir / ".snakemake" / "cq-sweep-lock-owners"
+        owners.mkdir(exist_ok=True)
+        (owners / f"{record['host']}-{record['pid']}-{record['start']}.json").write_text(
+            json.dumps(record)
+        )
+    rerun = subprocess.run(
+        readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=300
+    )
+    if kept:
+        assert rerun.returncode != 0 and "LockException" in rerun.stderr, rerun.stderr
+        assert STALE_LOCK_MESSAGE not in rerun.stderr
+        assert lock.is_file()
+    else:
+        assert rerun.returncode == 0, rerun.stderr
+        said = [line for line in rerun.stderr.splitlines() if STALE_LOCK_MESSAGE in line]
+        assert len(said) == 1 and ".snakemake/locks/0.output.lock" in said[0], rerun.stderr
+        assert f"pid {record['pid']} " in said[0]
+        assert not lock.exists()
+        assert "Nothing to be done" in rerun.stderr  # the finished sweep is kept as it is
 
 
 def test_a_store_killed_before_snakemake_recorded_it_does_not_stop_the_rerun(finished, tmp_path):
@@ -424,14 +557,22 @@ def test_verify_store_names_each_kind_of_damage(sound_store, tmp_path, damage):
 
 
 def _damage(store: Path, how: str) -> str:
-    """Delete or truncate one chunk of ``psi``; return its name as verify reports it."""
+    """Delete, truncate or flip a byte of one chunk of ``psi``; return its name as verify has it.
+
+    ``flipped`` inverts every bit of the chunk file's middle byte (the file keeps its length):
+    the damage a failing disk or a bad copy does, which only the chunk's checksum reveals.
+    """
     chunk = sorted(p for p in (store / "psi").rglob("*") if p.is_file() and p.name != "zarr.json")[
         0
     ]
+    data = chunk.read_bytes()
     if how == "deleted":
         chunk.unlink()
+    elif how == "flipped":
+        middle = len(data) // 2
+        chunk.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+        assert chunk.stat().st_size == len(data)
     else:
-        data = chunk.read_bytes()
         chunk.write_bytes(data[: len(data) // 2])
     return "psi/" + chunk.relative_to(store / "psi").as_posix()
 
@@ -441,9 +582,10 @@ def _damage(store: Path, how: str) -> str:
     [
         ("truncated", "repair"),
         ("deleted", "repair"),
+        ("flipped", "repair"),
         ("truncated", "delete"),
     ],
-    ids=["truncated-repair", "deleted-repair", "truncated-delete-store"],
+    ids=["truncated-repair", "deleted-repair", "flipped-byte-repair", "truncated-delete-store"],
 )
 def test_a_damaged_store_is_found_and_only_its_cell_is_recomputed(finished, tmp_path, how, remedy):
     workdir = tmp_path / "repo"
@@ -451,6 +593,7 @@ def test_a_damaged_store_is_found_and_only_its_cell_is_recomputed(finished, tmp_
     results = workdir / "results"
     assert all(problems == [] for problems in verify_results(results).values())
     damaged = cell_path(workdir, *CELLS[1])
+    others = {cell: store_state(cell_path(workdir, *cell)) for cell in CELLS if cell != CELLS[1]}
     chunk = _damage(damaged, how)
     assert planned_jobs(workdir) == {}  # Snakemake alone cannot see the damage
 
@@ -458,7 +601,7 @@ def test_a_damaged_store_is_found_and_only_its_cell_is_recomputed(finished, tmp_
     assert [store for store, problems in report.items() if problems] == [damaged]
     assert any(chunk in problem for problem in report[damaged]), report[damaged]
 
-    command = [str(Path(SNAKEMAKE).with_name("python")), "-m", "cq_core.verify", "results"]
+    command = [str(Path(SNAKEMAKE).with_name("python")), "-m", "cq_core", "verify", "results/"]
     if remedy == "repair":
         command.append("--repair")
     found = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=120)
@@ -466,6 +609,8 @@ def test_a_damaged_store_is_found_and_only_its_cell_is_recomputed(finished, tmp_
     lines = found.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith(str(damaged.relative_to(workdir)) + ":")
     assert chunk in lines[0]
+    if how == "flipped":  # the chunk still decompresses: its Zstandard checksum tells
+        assert f"chunk {chunk} cannot be read" in lines[0] and "checksum" in lines[0], lines
     if remedy == "repair":
         assert not damaged.exists()
         assert damaged.with_name(damaged.name + DAMAGED_SUFFIX).is_dir()
@@ -475,6 +620,13 @@ def test_a_damaged_store_is_found_and_only_its_cell_is_recomputed(finished, tmp_
     jobs = planned_jobs(workdir)
     assert jobs.get("simulate_cell") == 1  # that cell alone, then its sweep's aggregate
     assert set(jobs) <= {"simulate_cell", "summarise_sweep", "all"}
+    rerun = subprocess.run(
+        readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert store_digest(damaged) == store_digest(cell_path(finished, *CELLS[1]))
+    assert {cell: store_state(cell_path(workdir, *cell)) for cell in others} == others
+    assert verify_results(results)[damaged] == []
 
 
 # -------------------------------------------------------------------------- stale stores
