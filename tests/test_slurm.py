@@ -324,3 +324,141 @@ def test_sweep_through_the_slurm_profile_matches_a_local_run(slurm, local_sweep,
     states = [state for job, state in slurm.jobs().values() if job.startswith(slurm.prefix + "_")]
     assert states == ["COMPLETED"] * (n_cells + 1), slurm.jobs()
     assert_sweeps_identical(on_slurm, local_sweep)
+
+
+# --- a cell job cancelled mid-run ------------------------------------------------------------
+
+CANCEL_SWEEP = {
+    **TINY,
+    "dask": {"scheduler_address": None, "block_size": 200, "threads": 1, "processes": False},
+    "sweeps": {
+        "tiny": {
+            **TINY["sweeps"]["tiny"],
+            "model": "mass_superposition",
+            "sigma": [0.01, 0.02],
+            "seeds": [0],
+            "n_traj": 1600,
+            "t_final": 0.03,
+            "dt": 1.0e-4,
+            "save_every": 10,
+            "backend": "numpy",
+            "analysis": {**TINY["sweeps"]["tiny"]["analysis"], "time_slices": [0.0, 0.03]},
+        }
+    },
+}
+"""Two cells of eight blocks each: a cell job computes for a few seconds, long enough to be
+cancelled while it computes (between its first log line and its last block)."""
+CANCEL_BLOCKS = 8
+
+
+def cancel_workflow(destination: Path) -> Path:
+    """A copy of the workflow whose config/config.yaml is CANCEL_SWEEP."""
+    workdir = copy_workflow(destination)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(CANCEL_SWEEP))
+    return workdir
+
+
+def cancel_cells(workdir: Path) -> dict[str, Path]:
+    """Store path of each cell of CANCEL_SWEEP, by σ label."""
+    sweep = CANCEL_SWEEP["sweeps"]["tiny"]
+    return {
+        repr(float(sigma)): workdir
+        / "results"
+        / "tiny"
+        / "cells"
+        / f"sigma={sigma!r}"
+        / "seed=0.zarr"
+        for sigma in sweep["sigma"]
+    }
+
+
+def computing_cell(workdir: Path) -> str | None:
+    """A cell (σ label) whose job has started computing and not yet finished its last block."""
+    for label in cancel_cells(workdir):
+        log = workdir / "results" / "tiny" / "logs" / "cells" / f"sigma={label}" / "seed=0.log"
+        text = log.read_text() if log.exists() else ""
+        started = re.search(r"cq_core\.cells INFO: cell [0-9a-f]+:", text)
+        if started and f"block {CANCEL_BLOCKS}/{CANCEL_BLOCKS} done" not in text:
+            return label
+    return None
+
+
+def cell_job(slurm, label: str) -> str | None:
+    """Id of this test's running SLURM job of the cell with σ label ``label``.
+
+    The plugin puts the rule and its wildcards in the job's comment (squeue's %k).
+    """
+    result = slurm.run(["squeue", "-h", "--states=RUNNING", "-o", "%i|%j|%k"])
+    for line in result.stdout.splitlines():
+        job_id, name, comment = line.split("|", 2)
+        if name.startswith(slurm.prefix) and "simulate_cell" in comment and label in comment:
+            return job_id
+    return None
+
+
+@pytest.fixture(scope="module")
+def local_cancel_sweep(tmp_path_factory) -> Path:
+    """CANCEL_SWEEP run locally with --cores 2, uninterrupted: the reference stores."""
+    workdir = cancel_workflow(tmp_path_factory.mktemp("local-cancel") / "workflow")
+    finish_snakemake(start_snakemake(workdir, "--cores", "2"), timeout=300)
+    return workdir
+
+
+@pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
+def test_a_cancelled_cell_job_is_reported_and_only_it_is_rerun(slurm, local_cancel_sweep, tmp_path):
+    """scancel one cell job while it computes: the sweep fails naming it, leaves no store at
+    its final path, and a rerun through the same profile computes that cell alone; every
+    store then equals an uninterrupted local run's."""
+    from cq_core.verify import verify_store
+
+    workdir = cancel_workflow(tmp_path / "slurm")
+    options = ["--profile", str(PROFILE), *profile_overrides(slurm)]
+    options += ["--set-threads", "simulate_cell=1", "summarise_sweep=1"]
+    began = time.monotonic()
+    process = start_snakemake(workdir, *options)
+    try:
+        deadline = time.monotonic() + 180
+        while (label := computing_cell(workdir)) is None:
+            assert process.poll() is None, process.communicate()[1][-4000:]
+            assert time.monotonic() < deadline, "no cell job started computing"
+            time.sleep(0.05)
+        job_id = cell_job(slurm, label)
+        assert job_id is not None, slurm.jobs()
+        slurm.run(["scancel", job_id])
+        _, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.terminate()  # Snakemake cancels its SLURM jobs on SIGTERM
+            process.communicate(timeout=60)
+        slurm.cancel_jobs()
+    failed_after = time.monotonic() - began
+    assert process.returncode != 0, stderr[-4000:]
+    assert "simulate_cell" in stderr and job_id in stderr, stderr[-4000:]
+    assert "CANCELLED" in stderr, stderr[-4000:]
+
+    stores = cancel_cells(workdir)
+    assert not stores[label].exists()  # nothing half-written at the cancelled cell's path
+    finished = {other: path for other, path in stores.items() if other != label}
+    assert all(path.is_dir() and verify_store(path) == [] for path in finished.values())
+    assert not (workdir / "results" / "tiny" / "summary.zarr").exists()
+    before = {other: (p.stat().st_mtime_ns, sorted(p.rglob("*"))) for other, p in finished.items()}
+
+    began = time.monotonic()
+    process = start_snakemake(workdir, *options)
+    try:
+        _, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.communicate(timeout=60)
+        slurm.cancel_jobs()
+    assert process.returncode == 0, stderr[-4000:]
+    print(f"cancelled run: {failed_after:.1f} s; rerun: {time.monotonic() - began:.1f} s")
+    table = stderr[stderr.index("Job stats:") :]
+    assert re.search(r"^simulate_cell\s+1$", table, re.MULTILINE), table  # that cell alone
+    after = {other: (p.stat().st_mtime_ns, sorted(p.rglob("*"))) for other, p in finished.items()}
+    assert after == before  # the other cell's store was kept as it was
+    reference = local_cancel_sweep / "results" / "tiny"
+    for store in [*cancel_cells(local_cancel_sweep).values(), reference / "summary.zarr"]:
+        assert_stores_identical(workdir / store.relative_to(local_cancel_sweep), store)
+    assert not list((workdir / "results").rglob("*.tmp*"))
