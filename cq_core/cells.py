@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 
 from .models import Model, get_model, params_to_json
-from .simulate import simulate
+from .simulate import Trajectories, _initial_state, _start, simulate, to_dataset
 from .validity import RunSettings, check_run
 from .version import NUMERICS_VERSION, __version__
 
@@ -368,13 +368,58 @@ def iter_cell_blocks(
         first + count − 1`` of :func:`cq_core.simulate`), with the attrs ``cell_spec`` and
         ``cell_hash``. Blocks arrive in completion order.
     """
-    log = log or LOGGER
+    spec, settings, blocks = _plan_blocks(spec, block_size)
+    spec_json = spec.to_json()
+    for index, block in _run_blocks(
+        spec,
+        settings,
+        blocks,
+        _simulate_block,
+        (),
+        scheduler_address=scheduler_address,
+        threads=threads,
+        processes=processes,
+        connect_timeout=connect_timeout,
+        worker_timeout=worker_timeout,
+        log=log,
+    ):
+        block.attrs["cell_spec"] = spec_json
+        block.attrs["cell_hash"] = spec.config_hash
+        yield index, block
+
+
+def _plan_blocks(
+    spec: CellSpec, block_size: int | None
+) -> tuple[CellSpec, RunSettings, list[tuple[int, int]]]:
+    """Validate a cell before any work starts; fix its kernel; split it into blocks."""
     settings = spec.check()  # everything is checked before any work starts
     spec = replace(spec, backend=settings.backend)  # every block runs the same kernel
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     block_size = _positive_int("block_size", block_size)
+    return spec, settings, split_blocks(settings.n_traj, block_size)
+
+
+def _run_blocks(
+    spec: CellSpec,
+    settings: RunSettings,
+    blocks: list[tuple[int, int]],
+    task: Any,
+    task_args: tuple[Any, ...],
+    *,
+    scheduler_address: str | None,
+    threads: int,
+    processes: bool | None,
+    connect_timeout: float,
+    worker_timeout: float,
+    log: logging.Logger | None,
+) -> Iterator[tuple[int, Any]]:
+    """Run ``task(spec_json, first, count, *task_args)`` for every block on Dask.
+
+    Yields ``(block index, result)`` in completion order and logs progress; the options are
+    those of :func:`iter_cell_blocks`.
+    """
+    log = log or LOGGER
     threads = _positive_int("threads", threads)
-    blocks = split_blocks(settings.n_traj, block_size)
     steps_per_trajectory = settings.n_steps
     if processes is None:
         processes = use_processes(spec.backend, threads, settings.n_traj * settings.n_steps)
@@ -407,7 +452,7 @@ def iter_cell_blocks(
         log.info("Dask dashboard: %s", _dashboard_link(client, local=scheduler_address is None))
         start = time.perf_counter()
         futures = [
-            client.submit(_simulate_block, spec_json, first, count, pure=False)
+            client.submit(task, spec_json, first, count, *task_args, pure=False)
             for first, count in blocks
         ]
         position = {future.key: index for index, future in enumerate(futures)}
@@ -415,12 +460,11 @@ def iter_cell_blocks(
         try:
             for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
                 index = position[future.key]
-                block = future.result()
+                result = future.result()
                 future.release()  # the worker may forget it: memory stays bounded by blocks
                 first, count = blocks[index]
-                block.attrs["cell_spec"] = spec_json
-                block.attrs["cell_hash"] = spec.config_hash
-                yield index, block
+                yield index, result
+                del result
                 done_steps += count * steps_per_trajectory
                 elapsed = max(time.perf_counter() - start, 1e-9)
                 log.info(
@@ -457,26 +501,96 @@ def run_cell(spec: CellSpec, **options: Any) -> xr.Dataset:
     )
 
 
-def run_cell_to_store(spec: CellSpec, path: str | os.PathLike, **options: Any) -> Path:
+def run_cell_to_store(
+    spec: CellSpec,
+    path: str | os.PathLike,
+    *,
+    worker_writes: bool | None = None,
+    **options: Any,
+) -> Path:
     """Run a cell like :func:`run_cell` and store it at ``path``, one block at a time.
 
-    Each block is written into its trajectory range of a temporary store as soon as it
-    arrives and then dropped, so memory is bounded by the block size, not the cell size; the
-    store is moved into place only when every block is in. The bytes on disk equal
-    ``write_cell(run_cell(spec), path)``.
+    The store's layout is written first to a temporary sibling path; each block then fills
+    its trajectory range (a Zarr region write) and is dropped, so memory is bounded by the
+    block size, not the cell size; the store is moved into place only when every block is
+    in. The bytes on disk equal ``write_cell(run_cell(spec), path)``.
+
+    ``worker_writes``: the Dask workers write their blocks themselves, so nothing but a
+    trajectory count travels back and this process does no per-block work (on 2 cores the
+    writes cost ~70 % of the kernel: done here, they were the serial part of every cell).
+    It needs the workers to see ``path`` (a local cluster, or a filesystem they share) and
+    blocks that start on the store's trajectory chunks (a multiple of
+    :data:`STORE_TRAJECTORY_CHUNK`), so that no two blocks write one chunk; otherwise the
+    blocks come back and are written here. ``None`` (default): workers write on a local
+    cluster, blocks come back from an external scheduler. Other options are those of
+    :func:`iter_cell_blocks`.
     """
-    settings = spec.check()
-    writer = None
+    block_size = options.pop("block_size", None)
+    spec, settings, blocks = _plan_blocks(spec, block_size)
+    options = _run_options(options)
+    if worker_writes is None:
+        worker_writes = options["scheduler_address"] is None
+    chunk = store_chunks({"trajectory": settings.n_traj, "time": 1}, 1)["trajectory"]
+    aligned = all(first % chunk == 0 for first, _ in blocks)
+    writer = _CellStoreWriter(path, _layout_sample(spec), settings.n_traj)
     try:
-        for _, block in iter_cell_blocks(spec, **options):
-            if writer is None:
-                writer = _CellStoreWriter(path, block, settings.n_traj)
-            writer.write(block)
-            del block
+        if worker_writes and aligned:
+            target = str(writer.temporary.resolve())
+            for _ in _run_blocks(spec, settings, blocks, _store_block, (target,), **options):
+                pass
+        else:
+            if worker_writes:
+                (options["log"] or LOGGER).info(
+                    "blocks do not start on the store's %d-trajectory chunks: written here",
+                    chunk,
+                )
+            for _, block in _run_blocks(spec, settings, blocks, _simulate_block, (), **options):
+                writer.write(block)
+                del block
         return writer.commit()
     finally:
-        if writer is not None:
-            writer.discard()
+        writer.discard()
+
+
+def _run_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of :func:`iter_cell_blocks` other than ``block_size``, with defaults."""
+    defaults = {
+        "scheduler_address": None,
+        "threads": 1,
+        "processes": None,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "worker_timeout": WORKER_TIMEOUT,
+        "log": None,
+    }
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise TypeError(f"unexpected option(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
+    return {**defaults, **options}
+
+
+def _store_block(spec_json: str, first_trajectory: int, n_traj: int, temporary: str) -> int:
+    """Dask task: run one block and write it into its range of the cell's temporary store.
+
+    Returns the number of trajectories written (all the worker sends back).
+    """
+    _write_region(Path(temporary), _simulate_block(spec_json, first_trajectory, n_traj))
+    return n_traj
+
+
+def _layout_sample(spec: CellSpec) -> xr.Dataset:
+    """One trajectory's Dataset with the cell's variables, coordinates and attrs, not run.
+
+    The template of the cell's store (values unset): the same structure and attrs a block of
+    ``spec`` (resolved) has when it comes back from :func:`iter_cell_blocks`.
+    """
+    model = spec.build_model()
+    settings = spec.check(n_traj=1)
+    state = _initial_state(model, settings.mode, 1)
+    _, classical, quantum, status, status_step = _start(model, settings, state)
+    sample = to_dataset(model, settings, Trajectories(classical, quantum, status, status_step))
+    sample.attrs["cell_spec"] = spec.to_json()
+    sample.attrs["cell_hash"] = spec.config_hash
+    return sample
 
 
 def store_chunks(sizes: Mapping[str, int], bytes_per_sample: int) -> dict[str, int]:
@@ -652,19 +766,7 @@ class _CellStoreWriter:
 
     def write(self, block: xr.Dataset) -> None:
         """Fill the block's trajectory range (trajectories must be consecutive)."""
-        first = int(block.trajectory[0])
-        count = block.sizes["trajectory"]
-        if not np.array_equal(block.trajectory.values, np.arange(first, first + count)):
-            raise ValueError("a block's trajectories must be consecutive")
-        region_vars = [n for n, v in block.data_vars.items() if "trajectory" in v.dims]
-        block[region_vars].drop_vars(
-            [n for n in block.coords if n != "trajectory"]
-        ).drop_encoding().to_zarr(
-            self.temporary,
-            region={"trajectory": slice(first, first + count)},
-            consolidated=False,
-            zarr_format=3,
-        )
+        _write_region(self.temporary, block)
 
     def commit(self) -> Path:
         """Move the complete store into place (replacing an older one) and return its path."""
@@ -674,6 +776,23 @@ class _CellStoreWriter:
         """Remove the temporary store if it was not committed."""
         if self.temporary.exists():
             shutil.rmtree(self.temporary)
+
+
+def _write_region(store: Path, block: xr.Dataset) -> None:
+    """Write a block of consecutive trajectories into its range of a laid-out cell store."""
+    first = int(block.trajectory[0])
+    count = block.sizes["trajectory"]
+    if not np.array_equal(block.trajectory.values, np.arange(first, first + count)):
+        raise ValueError("a block's trajectories must be consecutive")
+    region_vars = [n for n, v in block.data_vars.items() if "trajectory" in v.dims]
+    block[region_vars].drop_vars(
+        [n for n in block.coords if n != "trajectory"]
+    ).drop_encoding().to_zarr(
+        store,
+        region={"trajectory": slice(first, first + count)},
+        consolidated=False,
+        zarr_format=3,
+    )
 
 
 def chunks_bytes(ds: xr.Dataset) -> int:

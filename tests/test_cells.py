@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -133,12 +134,42 @@ def test_block_size_and_workers_do_not_change_the_store(local_store, tmp_path):
     assert "cq_core_version" in attrs
 
 
-@pytest.mark.parametrize("block_size", [170, 500, 37])
-def test_streamed_store_equals_the_in_memory_write(local_store, tmp_path, block_size):
-    """run_cell_to_store writes block by block (bounded memory) and gives the same bytes."""
-    streamed = run_cell_to_store(SPEC, tmp_path / "seed=3.zarr", block_size=block_size, threads=2)
+@pytest.mark.parametrize(
+    ("block_size", "worker_writes", "written_by_workers"),
+    [(170, None, False), (500, None, True), (37, None, False), (500, False, False)],
+)
+def test_streamed_store_equals_the_in_memory_write(
+    local_store, tmp_path, caplog, block_size, worker_writes, written_by_workers
+):
+    """run_cell_to_store writes block by block (bounded memory) and gives the same bytes.
+
+    Blocks on the store's 500-trajectory chunks are written by the workers themselves; other
+    block sizes (two blocks would share a chunk) come back and are written by the caller.
+    """
+    log = logging.getLogger("test_cells.streamed")
+    with caplog.at_level(logging.INFO, logger=log.name):
+        streamed = run_cell_to_store(
+            SPEC,
+            tmp_path / "seed=3.zarr",
+            block_size=block_size,
+            threads=2,
+            worker_writes=worker_writes,
+            log=log,
+        )
     assert store_digest(streamed) == store_digest(local_store)
     assert [p.name for p in tmp_path.iterdir()] == ["seed=3.zarr"]
+    fell_back = "written here" in caplog.text
+    assert fell_back == (worker_writes is None and not written_by_workers)
+
+
+def test_workers_send_back_only_a_trajectory_count(tmp_path):
+    """With worker writes the caller receives block sizes, not trajectories."""
+    from cq_core.cells import _plan_blocks, _store_block
+
+    spec, _, blocks = _plan_blocks(SPEC, 500)
+    target = tmp_path / "seed=3.zarr"
+    run_cell_to_store(SPEC, target, block_size=500, threads=1)
+    assert [_store_block(spec.to_json(), f, n, str(target)) for f, n in blocks] == [500, 100]
 
 
 # ------------------------------------------------------------------------- atomic write
