@@ -74,8 +74,9 @@ PROCESS_MIN_TRAJECTORY_STEPS = 20_000_000
 """Below this much work (~10 s of the NumPy kernel) a process cluster's start-up never pays."""
 TEMPORARY_SUFFIX = ".tmp"
 """A store is written to ``<name>.tmp`` beside its final path, then moved into place."""
-ZSTD_LEVEL = 0
-"""Zstandard level of every stored chunk (0: zstd's default, 3; Zarr 3's default codec)."""
+ZSTD_LEVEL = 1
+"""Zstandard level of every stored chunk. Level 1 stores trajectories as small as zstd's
+default level 3 (they are 5 % compressible either way) in two thirds of the time."""
 
 
 def _number(value: Any, kind: type) -> Any:
