@@ -25,7 +25,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -375,8 +375,7 @@ def iter_cell_blocks(
         spec,
         settings,
         blocks,
-        _simulate_block,
-        (),
+        _submit_simulations,
         scheduler_address=scheduler_address,
         threads=threads,
         processes=processes,
@@ -404,8 +403,7 @@ def _run_blocks(
     spec: CellSpec,
     settings: RunSettings,
     blocks: list[tuple[int, int]],
-    task: Any,
-    task_args: tuple[Any, ...],
+    submit: Callable[[Any, str, list[tuple[int, int]]], list[Any]],
     *,
     scheduler_address: str | None,
     threads: int,
@@ -414,10 +412,11 @@ def _run_blocks(
     worker_timeout: float,
     log: logging.Logger | None,
 ) -> Iterator[tuple[int, Any]]:
-    """Run ``task(spec_json, first, count, *task_args)`` for every block on Dask.
+    """Run every block of a cell on Dask; yield ``(block index, result)`` as they finish.
 
-    Yields ``(block index, result)`` in completion order and logs progress; the options are
-    those of :func:`iter_cell_blocks`.
+    ``submit(client, spec_json, blocks)`` submits the blocks' tasks and returns one future
+    per block, in block order. Logs progress; unfinished tasks are cancelled on the way out.
+    The options are those of :func:`iter_cell_blocks`.
     """
     log = log or LOGGER
     threads = _positive_int("threads", threads)
@@ -452,13 +451,11 @@ def _run_blocks(
 
         log.info("Dask dashboard: %s", _dashboard_link(client, local=scheduler_address is None))
         start = time.perf_counter()
-        futures = [
-            client.submit(task, spec_json, first, count, *task_args, pure=False)
-            for first, count in blocks
-        ]
-        position = {future.key: index for index, future in enumerate(futures)}
-        done_steps = 0
+        futures: list[Any] = []
         try:
+            futures = submit(client, spec_json, blocks)
+            position = {future.key: index for index, future in enumerate(futures)}
+            done_steps = 0
             for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
                 index = position[future.key]
                 result = future.result()
@@ -532,25 +529,48 @@ def run_cell_to_store(
     if worker_writes is None:
         worker_writes = options["scheduler_address"] is None
     chunk = store_chunks({"trajectory": settings.n_traj, "time": 1}, 1)["trajectory"]
-    aligned = all(first % chunk == 0 for first, _ in blocks)
-    writer = _CellStoreWriter(path, _layout_sample(spec), settings.n_traj)
+    if worker_writes and not all(first % chunk == 0 for first, _ in blocks):
+        (options["log"] or LOGGER).info(
+            "blocks do not start on the store's %d-trajectory chunks: written here", chunk
+        )
+        worker_writes = False
+    writers: list[_CellStoreWriter] = []
+
+    def lay_out() -> _CellStoreWriter:
+        writers.append(_CellStoreWriter(path, _layout_sample(spec), settings.n_traj))
+        return writers[0]
+
+    def submit_and_write(client: Any, spec_json: str, blocks: list[tuple[int, int]]) -> list:
+        # the blocks start computing while this process lays the store out; each is then
+        # written by the worker that holds it, and only its trajectory count comes back
+        simulations = _submit_simulations(client, spec_json, blocks)
+        target = str(lay_out().temporary.resolve())
+        return [
+            client.submit(_write_block, simulation, target, pure=False)
+            for simulation in simulations
+        ]
+
     try:
-        if worker_writes and aligned:
-            target = str(writer.temporary.resolve())
-            for _ in _run_blocks(spec, settings, blocks, _store_block, (target,), **options):
+        if worker_writes:
+            for _ in _run_blocks(spec, settings, blocks, submit_and_write, **options):
                 pass
         else:
-            if worker_writes:
-                (options["log"] or LOGGER).info(
-                    "blocks do not start on the store's %d-trajectory chunks: written here",
-                    chunk,
-                )
-            for _, block in _run_blocks(spec, settings, blocks, _simulate_block, (), **options):
+            writer = lay_out()
+            for _, block in _run_blocks(spec, settings, blocks, _submit_simulations, **options):
                 writer.write(block)
                 del block
-        return writer.commit()
+        return writers[0].commit()
     finally:
-        writer.discard()
+        for writer in writers:
+            writer.discard()
+
+
+def _submit_simulations(client: Any, spec_json: str, blocks: list[tuple[int, int]]) -> list:
+    """One :func:`_simulate_block` task per block."""
+    return [
+        client.submit(_simulate_block, spec_json, first, count, pure=False)
+        for first, count in blocks
+    ]
 
 
 def _run_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -569,13 +589,10 @@ def _run_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {**defaults, **options}
 
 
-def _store_block(spec_json: str, first_trajectory: int, n_traj: int, temporary: str) -> int:
-    """Dask task: run one block and write it into its range of the cell's temporary store.
-
-    Returns the number of trajectories written (all the worker sends back).
-    """
-    _write_region(Path(temporary), _simulate_block(spec_json, first_trajectory, n_traj))
-    return n_traj
+def _write_block(block: xr.Dataset, temporary: str) -> int:
+    """Dask task: write a block into its range of the cell's temporary store; return its size."""
+    _write_region(Path(temporary), block)
+    return block.sizes["trajectory"]
 
 
 def _layout_sample(spec: CellSpec) -> xr.Dataset:

@@ -162,14 +162,18 @@ def test_streamed_store_equals_the_in_memory_write(
     assert fell_back == (worker_writes is None and not written_by_workers)
 
 
-def test_workers_send_back_only_a_trajectory_count(tmp_path):
-    """With worker writes the caller receives block sizes, not trajectories."""
-    from cq_core.cells import _plan_blocks, _store_block
+def test_workers_send_back_only_a_trajectory_count(local_store, tmp_path):
+    """A worker writes its block into the laid-out store and returns only the block's size."""
+    from cq_core.cells import _CellStoreWriter, _layout_sample, _plan_blocks, _write_block
 
-    spec, _, blocks = _plan_blocks(SPEC, 500)
-    target = tmp_path / "seed=3.zarr"
-    run_cell_to_store(SPEC, target, block_size=500, threads=1)
-    assert [_store_block(spec.to_json(), f, n, str(target)) for f, n in blocks] == [500, 100]
+    spec, settings, blocks = _plan_blocks(SPEC, 500)
+    writer = _CellStoreWriter(tmp_path / "seed=3.zarr", _layout_sample(spec), settings.n_traj)
+    sizes = [
+        _write_block(spec.simulate(first_trajectory=first, n_traj=count), str(writer.temporary))
+        for first, count in reversed(blocks)
+    ]
+    assert sizes == [100, 500]
+    assert store_digest(writer.commit()) == store_digest(local_store)
 
 
 # ------------------------------------------------------------------------- atomic write
