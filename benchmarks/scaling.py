@@ -8,8 +8,10 @@ slopes on log–log axes.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from . import memory
@@ -143,13 +145,15 @@ def dask_sweep(
 ) -> dict[str, Any]:
     """Wall time of a 2-σ × 4-seed sweep of cells with 1 and 2 Dask workers.
 
-    Each cell goes through :func:`cq_core.cells.run_cell` (blocks of ``block_size``
-    trajectories) against a running ``LocalCluster`` of single-threaded workers, cells one
-    after another as a driver would submit them. ``kinds`` selects ``"processes"`` (one
+    Each cell goes through :func:`cq_core.cells.run_cell_to_store` (blocks of ``block_size``
+    trajectories, written into the cell's Zarr store by the workers, as the pipeline's
+    ``run-cell`` does) against a running ``LocalCluster`` of single-threaded workers, cells
+    one after another as a driver would submit them. ``kinds`` selects ``"processes"`` (one
     worker process each) and/or ``"threads"`` (workers as threads of this process, the
     pipeline's in-process default). The 1- and 2-worker clusters run side by side and their
     sweeps alternate. Cluster start-up and worker warm-up are not timed. Also reported: the
-    same 8 cells run by plain ``simulate`` calls without Dask (the overhead yardstick), the
+    same 8 cells run by plain ``simulate`` calls and stored by ``write_cell``, without Dask
+    (the overhead yardstick), the
     cores the workers actually got (``cores_used``: their CPU seconds over the sweeps' wall
     seconds; for threads, this whole process's), and, before and after, how many cores two
     busy processes could get on this machine at that moment (:func:`available_cores`: other
@@ -160,7 +164,7 @@ def dask_sweep(
     """
     from distributed import Client, LocalCluster
 
-    from cq_core.cells import CellSpec, run_cell
+    from cq_core.cells import CellSpec, run_cell_to_store, write_cell
 
     base = SEED_WORKLOAD
     specs = [
@@ -181,9 +185,10 @@ def dask_sweep(
     quiet.setLevel(logging.WARNING)
     warm_up(base)
 
-    def serial() -> None:
-        for spec in specs:
-            spec.simulate()
+    def serial() -> None:  # the same cells simulated and stored, without Dask
+        with tempfile.TemporaryDirectory(prefix="cq-serial-sweep-") as folder:
+            for spec in specs:
+                write_cell(spec.simulate(), Path(folder) / f"{spec.sigma}-{spec.seed}.zarr")
 
     result: dict[str, Any] = {
         "cells": len(specs),
@@ -222,8 +227,16 @@ def dask_sweep(
                     log: list[float] = thread_cpu[str(workers)],
                 ) -> None:
                     cpu = time.process_time()
-                    for spec in specs:
-                        run_cell(spec, block_size=block_size, scheduler_address=address, log=quiet)
+                    with tempfile.TemporaryDirectory(prefix="cq-dask-sweep-") as folder:
+                        for spec in specs:
+                            run_cell_to_store(
+                                spec,
+                                Path(folder) / f"sigma={spec.sigma}" / f"seed={spec.seed}.zarr",
+                                block_size=block_size,
+                                scheduler_address=address,
+                                worker_writes=True,  # as on a local cluster: same filesystem
+                                log=quiet,
+                            )
                     log.append(time.process_time() - cpu)
 
                 sweeps[str(workers)] = sweep
