@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import yaml
-from test_pipeline import TINY, _copy_workflow, _override, run_snakemake
+from workflow_helpers import TINY, config_override, copy_workflow, run_snakemake
 
 from cq_core.sweep import check_analysis, sweep_cell_specs
 
@@ -161,7 +161,7 @@ def user_models(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_workflow(tmp_path_factory) -> Path:
     """A copy of the workflow with the tiny config (only dry runs and a failing run use it)."""
-    return _copy_workflow(tmp_path_factory.mktemp("bad_inputs") / "repo")
+    return copy_workflow(tmp_path_factory.mktemp("bad_inputs") / "repo")
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -215,7 +215,7 @@ def test_a_bad_config_is_rejected_by_the_snakefile_checks(case, user_models, mon
 @pytest.mark.parametrize("case_id", DRY_RUN_CASES)
 def test_a_bad_config_fails_the_dry_run(case_id, tiny_workflow, user_models, tmp_path):
     case = next(case for case in CASES if case.id == case_id)
-    override = _override(tmp_path, case.change)
+    override = config_override(tmp_path, case.change)
     result = run_snakemake(
         tiny_workflow, "-n", "--configfile", str(override), env={"PYTHONPATH": str(user_models)}
     )

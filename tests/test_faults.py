@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_cells import dask_cluster, store_digest  # noqa: F401  (dask_cluster: a fixture)
-from test_pipeline import REPO, SNAKEMAKE, _copy_workflow, planned_jobs, run_snakemake
+from workflow_helpers import REPO, SNAKEMAKE, copy_workflow, planned_jobs, run_snakemake
 
 from cq_core.cells import CellSpec, run_cell, run_cell_to_store, write_cell
 from cq_core.verify import DAMAGED_SUFFIX, verify_results, verify_store
@@ -90,7 +90,7 @@ def readme_run_command() -> list[str]:
 
 def slow_workflow(destination: Path) -> Path:
     """A copy of the workflow whose config/config.yaml is the small sweep SLOW."""
-    workdir = _copy_workflow(destination)
+    workdir = copy_workflow(destination)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(SLOW))
     return workdir
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_pipeline import TINY, _copy_workflow, _override, planned_jobs, run_snakemake
+from workflow_helpers import TINY, config_override, copy_workflow, planned_jobs, run_snakemake
 
 from cq_core.cli import main as cli_main
 from cq_core.tables import BORN_COLUMNS
@@ -50,7 +50,7 @@ def _figure_config() -> dict:
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory) -> Path:
     """A copy of the workflow with the figure config, run once for real with --cores 2."""
-    workdir = _copy_workflow(tmp_path_factory.mktemp("figures") / "repo")
+    workdir = copy_workflow(tmp_path_factory.mktemp("figures") / "repo")
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(_figure_config()))
     result = run_snakemake(workdir, "--cores", "2")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -91,13 +91,13 @@ def test_a_finished_run_is_up_to_date(workflow):
     ids=["dpi", "realisations"],
 )
 def test_a_figure_setting_reruns_only_figure_jobs(workflow, tmp_path, change, expected):
-    jobs = planned_jobs(workflow, _override(tmp_path, figures=change))
+    jobs = planned_jobs(workflow, config_override(tmp_path, figures=change))
     assert set(jobs) - {"all"} == expected
     assert all(count == 1 for rule, count in jobs.items())
 
 
 def test_an_analysis_setting_reruns_the_summary_and_the_figures_drawn_from_it(workflow, tmp_path):
-    jobs = planned_jobs(workflow, _override(tmp_path, {"analysis": {"hist_bins": 4}}))
+    jobs = planned_jobs(workflow, config_override(tmp_path, {"analysis": {"hist_bins": 4}}))
     assert set(jobs) - {"all"} == {
         "summarise_sweep",
         "figure_histograms",
@@ -108,7 +108,7 @@ def test_an_analysis_setting_reruns_the_summary_and_the_figures_drawn_from_it(wo
 
 
 def test_dropping_a_figure_from_the_list_reruns_nothing(workflow, tmp_path):
-    override = _override(tmp_path, {"analysis": {"figures": ["decoherence"]}})
+    override = config_override(tmp_path, {"analysis": {"figures": ["decoherence"]}})
     assert planned_jobs(workflow, override) == {}
 
 

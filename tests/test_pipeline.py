@@ -9,107 +9,26 @@ table of ``snakemake -n --quiet rules``). Variants of the config are passed with
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from workflow_helpers import (
+    config_override,
+    copy_workflow,
+    planned_jobs,
+    run_snakemake,
+)
 
 import cq_core
 from cq_core.analysis import SUMMARY_VARIABLES, open_summary
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-TINY = {
-    "results": "results",
-    "base_seed": 0,
-    "dask": {"scheduler_address": None, "block_size": 10, "threads": 2},
-    "sweeps": {
-        "tiny": {
-            "model": "linear",
-            "params": {},
-            "sigma": [1.0, 2.0],
-            "seeds": [0],
-            "n_traj": 20,
-            "t_final": 0.01,
-            "dt": 1.0e-3,
-            "save_every": 1,
-            "method": "auto",
-            "mode": "pure",
-            "excess": 0.0,
-            "analysis": {
-                "time_slices": [0.0, 0.01],
-                "hist_bins": 8,
-                "fit_window": None,
-                "figures": [],
-            },
-        }
-    },
-}
-ROW = re.compile(r"^(\S+)\s+(\d+)$")
-
-
-def _copy_workflow(destination: Path) -> Path:
-    destination.mkdir(parents=True)
-    shutil.copy2(REPO / "Snakefile", destination)
-    ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
-    shutil.copytree(REPO / "workflow", destination / "workflow", ignore=ignore)
-    if (REPO / "profiles").is_dir():  # a default profile is part of the workflow's behaviour
-        shutil.copytree(REPO / "profiles", destination / "profiles", ignore=ignore)
-    (destination / "config").mkdir()
-    shutil.copy2(REPO / "config" / "schema.yaml", destination / "config")
-    (destination / "config" / "config.yaml").write_text(yaml.safe_dump(TINY))
-    return destination
-
-
-def run_snakemake(workdir: Path, *args: str, env: dict | None = None):
-    return subprocess.run(
-        [SNAKEMAKE, *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def _override(tmp_path: Path, sweep_changes: dict | None = None, **top: object) -> Path:
-    """A --configfile with changes to sweeps.tiny (deep-merged by Snakemake) and top keys."""
-    config = dict(top)
-    if sweep_changes:
-        config["sweeps"] = {"tiny": sweep_changes}
-    path = tmp_path / f"override-{len(list(tmp_path.glob('override-*')))}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def planned_jobs(workdir: Path, configfile: Path | None = None, env=None) -> dict[str, int]:
-    """Jobs a dry run would execute, by rule, from Snakemake's first ``Job stats:`` table."""
-    args = ["-n", "--quiet", "rules"] + (["--configfile", str(configfile)] if configfile else [])
-    result = run_snakemake(workdir, *args, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    if "Nothing to be done" in result.stdout:
-        return {}
-    lines = result.stdout.splitlines()
-    start = lines.index("Job stats:")
-    jobs = {}
-    for line in lines[start + 1 :]:
-        match = ROW.match(line.strip())
-        if match:
-            if match.group(1) == "total":
-                break
-            jobs[match.group(1)] = int(match.group(2))
-    return jobs
 
 
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory) -> Path:
     """A copy of the workflow with the tiny config, run once for real with --cores 2."""
-    workdir = _copy_workflow(tmp_path_factory.mktemp("pipeline") / "repo")
+    workdir = copy_workflow(tmp_path_factory.mktemp("pipeline") / "repo")
     result = run_snakemake(workdir, "--cores", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     return workdir
@@ -133,7 +52,7 @@ def test_end_to_end_run_writes_cells_and_summary(workflow):
 def test_a_finished_run_is_up_to_date(workflow, tmp_path):
     assert planned_jobs(workflow) == {}
     # execution settings never rerun anything
-    changed = _override(tmp_path, dask={"block_size": 3, "threads": 1, "connect_timeout": 3})
+    changed = config_override(tmp_path, dask={"block_size": 3, "threads": 1, "connect_timeout": 3})
     assert planned_jobs(workflow, changed) == {}
 
 
@@ -145,7 +64,7 @@ def test_a_finished_run_is_up_to_date(workflow, tmp_path):
 def test_new_sigma_or_seed_runs_only_new_cells_and_aggregates(
     workflow, tmp_path, change, new_cells
 ):
-    jobs = planned_jobs(workflow, _override(tmp_path, change))
+    jobs = planned_jobs(workflow, config_override(tmp_path, change))
     assert jobs["simulate_cell"] == new_cells
     assert jobs["summarise_sweep"] == 1
 
@@ -156,13 +75,13 @@ def test_new_sigma_or_seed_runs_only_new_cells_and_aggregates(
     ids=["bins", "slices", "fit-window"],
 )
 def test_an_analysis_change_reruns_only_aggregates(workflow, tmp_path, analysis):
-    jobs = planned_jobs(workflow, _override(tmp_path, {"analysis": analysis}))
+    jobs = planned_jobs(workflow, config_override(tmp_path, {"analysis": analysis}))
     assert "simulate_cell" not in jobs
     assert jobs["summarise_sweep"] == 1
 
 
 def test_a_fresh_copy_with_copied_results_reruns_nothing(workflow, tmp_path):
-    clone = _copy_workflow(tmp_path / "clone")  # new file mtimes, no .snakemake metadata
+    clone = copy_workflow(tmp_path / "clone")  # new file mtimes, no .snakemake metadata
     shutil.copytree(workflow / "results", clone / "results")  # copy2 keeps the mtimes
     assert planned_jobs(clone) == {}
 
@@ -195,6 +114,6 @@ def test_a_numerics_version_change_reruns_cells(workflow, tmp_path):
     ids=["negative-sigma", "unknown-key", "unknown-model", "unknown-param", "dt", "slice"],
 )
 def test_an_invalid_config_fails_the_dry_run_naming_the_key(workflow, tmp_path, change, expected):
-    result = run_snakemake(workflow, "-n", "--configfile", str(_override(tmp_path, change)))
+    result = run_snakemake(workflow, "-n", "--configfile", str(config_override(tmp_path, change)))
     assert result.returncode != 0
     assert re.search(expected, result.stdout + result.stderr), result.stdout + result.stderr

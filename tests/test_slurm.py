@@ -26,8 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 from slurm_cluster import OneNodeSlurm, is_running, slurm_unavailable_reason
-from test_pipeline import TINY
-from test_pipeline import _copy_workflow as copy_workflow
+from workflow_helpers import TINY, copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
