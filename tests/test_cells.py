@@ -135,17 +135,21 @@ def test_block_size_and_workers_do_not_change_the_store(local_store, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("block_size", "worker_writes", "written_by_workers"),
-    [(170, None, False), (500, None, True), (37, None, False), (500, False, False)],
+    ("block_size", "worker_writes", "processes", "written_by"),
+    [
+        (170, True, False, "this job"),  # two blocks would share a stored chunk
+        (500, True, False, "the workers"),
+        (37, True, False, "this job"),
+        (500, False, False, "this job"),
+        (500, None, False, "this job"),  # in-process workers: the blocks are already here
+        (500, None, True, "the workers"),  # worker processes write their own blocks
+    ],
 )
 def test_streamed_store_equals_the_in_memory_write(
-    local_store, tmp_path, caplog, block_size, worker_writes, written_by_workers
+    local_store, tmp_path, caplog, block_size, worker_writes, processes, written_by
 ):
-    """run_cell_to_store writes block by block (bounded memory) and gives the same bytes.
-
-    Blocks on the store's 500-trajectory chunks are written by the workers themselves; other
-    block sizes (two blocks would share a chunk) come back and are written by the caller.
-    """
+    """run_cell_to_store writes block by block (bounded memory) and gives the same bytes,
+    whether the workers write their blocks or send them back to be written."""
     log = logging.getLogger("test_cells.streamed")
     with caplog.at_level(logging.INFO, logger=log.name):
         streamed = run_cell_to_store(
@@ -153,13 +157,13 @@ def test_streamed_store_equals_the_in_memory_write(
             tmp_path / "seed=3.zarr",
             block_size=block_size,
             threads=2,
+            processes=processes,
             worker_writes=worker_writes,
             log=log,
         )
     assert store_digest(streamed) == store_digest(local_store)
     assert [p.name for p in tmp_path.iterdir()] == ["seed=3.zarr"]
-    fell_back = "written here" in caplog.text
-    assert fell_back == (worker_writes is None and not written_by_workers)
+    assert f"blocks written into the store by {written_by}" in caplog.text
 
 
 def test_workers_send_back_only_a_trajectory_count(local_store, tmp_path):
