@@ -224,6 +224,7 @@ def dask_sweep(
 
                 def sweep(
                     address: str = cluster.scheduler_address,
+                    writes_in_workers: bool = kind == "processes",
                     log: list[float] = thread_cpu[str(workers)],
                 ) -> None:
                     cpu = time.process_time()
@@ -234,7 +235,9 @@ def dask_sweep(
                                 Path(folder) / f"sigma={spec.sigma}" / f"seed={spec.seed}.zarr",
                                 block_size=block_size,
                                 scheduler_address=address,
-                                worker_writes=True,  # as on a local cluster: same filesystem
+                                # as run_cell_to_store decides on a local cluster:
+                                # worker processes write, in-process workers do not
+                                worker_writes=writes_in_workers,
                                 log=quiet,
                             )
                     log.append(time.process_time() - cpu)
