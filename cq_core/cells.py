@@ -369,45 +369,55 @@ def iter_cell_blocks(
         first + count − 1`` of :func:`cq_core.simulate`), with the attrs ``cell_spec`` and
         ``cell_hash``. Blocks arrive in completion order.
     """
-    spec, settings, blocks = _plan_blocks(spec, block_size)
-    spec_json = spec.to_json()
+    plan = _plan_cell(spec, block_size, threads, processes)
+    spec_json = plan.spec.to_json()
     for index, block in _run_blocks(
-        spec,
-        settings,
-        blocks,
+        plan,
         _submit_simulations,
         scheduler_address=scheduler_address,
-        threads=threads,
-        processes=processes,
         connect_timeout=connect_timeout,
         worker_timeout=worker_timeout,
         log=log,
     ):
         block.attrs["cell_spec"] = spec_json
-        block.attrs["cell_hash"] = spec.config_hash
+        block.attrs["cell_hash"] = plan.spec.config_hash
         yield index, block
 
 
-def _plan_blocks(
-    spec: CellSpec, block_size: int | None
-) -> tuple[CellSpec, RunSettings, list[tuple[int, int]]]:
-    """Validate a cell before any work starts; fix its kernel; split it into blocks."""
+@dataclass(frozen=True)
+class _CellPlan:
+    """A validated cell: its kernel fixed, its blocks, and the local cluster to run them on."""
+
+    spec: CellSpec
+    settings: RunSettings
+    blocks: list[tuple[int, int]]
+    threads: int
+    processes: bool
+
+
+def _plan_cell(
+    spec: CellSpec, block_size: int | None, threads: int, processes: bool | None
+) -> _CellPlan:
+    """Check every input of a cell before any work starts; fix its kernel; split it into blocks.
+
+    ``processes=None`` is decided here, once, by :func:`use_processes`.
+    """
     settings = spec.check()  # everything is checked before any work starts
     spec = replace(spec, backend=settings.backend)  # every block runs the same kernel
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     block_size = _positive_int("block_size", block_size)
-    return spec, settings, split_blocks(settings.n_traj, block_size)
+    threads = _positive_int("threads", threads)
+    if processes is None:
+        processes = use_processes(spec.backend, threads, settings.n_traj * settings.n_steps)
+    blocks = split_blocks(settings.n_traj, block_size)
+    return _CellPlan(spec, settings, blocks, threads, bool(processes))
 
 
 def _run_blocks(
-    spec: CellSpec,
-    settings: RunSettings,
-    blocks: list[tuple[int, int]],
+    plan: _CellPlan,
     submit: Callable[[Any, str, list[tuple[int, int]]], list[Any]],
     *,
     scheduler_address: str | None,
-    threads: int,
-    processes: bool | None,
     connect_timeout: float,
     worker_timeout: float,
     log: logging.Logger | None,
@@ -419,10 +429,9 @@ def _run_blocks(
     The options are those of :func:`iter_cell_blocks`.
     """
     log = log or LOGGER
-    threads = _positive_int("threads", threads)
+    spec, settings, blocks = plan.spec, plan.settings, plan.blocks
+    threads, processes = plan.threads, plan.processes
     steps_per_trajectory = settings.n_steps
-    if processes is None:
-        processes = use_processes(spec.backend, threads, settings.n_traj * settings.n_steps)
     where = scheduler_address or (
         f"a local {'process' if processes else 'in-process'} cluster of {threads} worker(s)"
     )
@@ -504,7 +513,13 @@ def run_cell_to_store(
     path: str | os.PathLike,
     *,
     worker_writes: bool | None = None,
-    **options: Any,
+    block_size: int | None = None,
+    scheduler_address: str | None = None,
+    threads: int = 1,
+    processes: bool | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    worker_timeout: float = WORKER_TIMEOUT,
+    log: logging.Logger | None = None,
 ) -> Path:
     """Run a cell like :func:`run_cell` and store it at ``path``, one block at a time.
 
@@ -525,25 +540,25 @@ def run_cell_to_store(
     against 3.5 s for eight seed cells, one thread); an external scheduler sends them back.
     Other options are those of :func:`iter_cell_blocks`.
     """
-    block_size = options.pop("block_size", None)
-    spec, settings, blocks = _plan_blocks(spec, block_size)
-    options = _run_options(options)
-    if options["processes"] is None:
-        options["processes"] = use_processes(
-            spec.backend, options["threads"], settings.n_traj * settings.n_steps
-        )
+    plan = _plan_cell(spec, block_size, threads, processes)
     if worker_writes is None:
-        worker_writes = options["scheduler_address"] is None and options["processes"]
-    log = options["log"] or LOGGER
-    chunk = store_chunks({"trajectory": settings.n_traj, "time": 1}, 1)["trajectory"]
-    if worker_writes and not all(first % chunk == 0 for first, _ in blocks):
+        worker_writes = scheduler_address is None and plan.processes
+    log = log or LOGGER
+    chunk = store_chunks({"trajectory": plan.settings.n_traj, "time": 1}, 1)["trajectory"]
+    if worker_writes and not all(first % chunk == 0 for first, _ in plan.blocks):
         log.info("blocks do not start on the store's %d-trajectory chunks: written here", chunk)
         worker_writes = False
     log.info("blocks written into the store by %s", "the workers" if worker_writes else "this job")
+    options = dict(
+        scheduler_address=scheduler_address,
+        connect_timeout=connect_timeout,
+        worker_timeout=worker_timeout,
+        log=log,
+    )
     writers: list[_CellStoreWriter] = []
 
     def lay_out() -> _CellStoreWriter:
-        writers.append(_CellStoreWriter(path, _layout_sample(spec), settings.n_traj))
+        writers.append(_CellStoreWriter(path, _layout_sample(plan.spec), plan.settings.n_traj))
         return writers[0]
 
     def submit_and_write(client: Any, spec_json: str, blocks: list[tuple[int, int]]) -> list:
@@ -558,11 +573,11 @@ def run_cell_to_store(
 
     try:
         if worker_writes:
-            for _ in _run_blocks(spec, settings, blocks, submit_and_write, **options):
+            for _ in _run_blocks(plan, submit_and_write, **options):
                 pass
         else:
             writer = lay_out()
-            for _, block in _run_blocks(spec, settings, blocks, _submit_simulations, **options):
+            for _, block in _run_blocks(plan, _submit_simulations, **options):
                 writer.write(block)
                 del block
         return writers[0].commit()
@@ -577,22 +592,6 @@ def _submit_simulations(client: Any, spec_json: str, blocks: list[tuple[int, int
         client.submit(_simulate_block, spec_json, first, count, pure=False)
         for first, count in blocks
     ]
-
-
-def _run_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options of :func:`iter_cell_blocks` other than ``block_size``, with defaults."""
-    defaults = {
-        "scheduler_address": None,
-        "threads": 1,
-        "processes": None,
-        "connect_timeout": CONNECT_TIMEOUT,
-        "worker_timeout": WORKER_TIMEOUT,
-        "log": None,
-    }
-    unknown = set(options) - set(defaults)
-    if unknown:
-        raise TypeError(f"unexpected option(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
-    return {**defaults, **options}
 
 
 def _write_block(block: xr.Dataset, temporary: str) -> int:

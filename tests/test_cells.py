@@ -168,10 +168,11 @@ def test_streamed_store_equals_the_in_memory_write(
 
 def test_workers_send_back_only_a_trajectory_count(local_store, tmp_path):
     """A worker writes its block into the laid-out store and returns only the block's size."""
-    from cq_core.cells import _CellStoreWriter, _layout_sample, _plan_blocks, _write_block
+    from cq_core.cells import _CellStoreWriter, _layout_sample, _plan_cell, _write_block
 
-    spec, settings, blocks = _plan_blocks(SPEC, 500)
-    writer = _CellStoreWriter(tmp_path / "seed=3.zarr", _layout_sample(spec), settings.n_traj)
+    plan = _plan_cell(SPEC, 500, threads=1, processes=False)
+    spec, blocks = plan.spec, plan.blocks
+    writer = _CellStoreWriter(tmp_path / "seed=3.zarr", _layout_sample(spec), plan.settings.n_traj)
     sizes = [
         _write_block(spec.simulate(first_trajectory=first, n_traj=count), str(writer.temporary))
         for first, count in reversed(blocks)
