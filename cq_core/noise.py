@@ -75,21 +75,21 @@ def trajectory_states(base_seed: int, seed: int, first: int, n_traj: int) -> np.
     run_words += [0] * (_POOL_WORDS - len(run_words))  # padded when a spawn key follows
     fixed = run_words + _uint32_words(seed)
     rows = np.arange(first, first + n_traj, dtype=np.uint64)
+    n_index_words = len(_uint32_words(first + max(n_traj - 1, 0)))
+    if n_index_words > 1 and first < 2**32:  # rows of unequal length: do it row by row
+        return np.stack(
+            [
+                np.random.SeedSequence(base_seed, spawn_key=(seed, int(i))).generate_state(
+                    _SFC64_SEED_WORDS, np.uint64
+                )
+                for i in rows
+            ]
+        ).reshape(n_traj, _SFC64_SEED_WORDS)
     with np.errstate(over="ignore"):
         # every row's entropy: the fixed words, then its trajectory index as 32-bit words
-        n_index_words = len(_uint32_words(first + max(n_traj - 1, 0)))
         entropy = [np.full(n_traj, word, dtype=np.uint32) for word in fixed]
         for k in range(n_index_words):
             entropy.append(((rows >> np.uint64(32 * k)) & np.uint64(_MASK32)).astype(np.uint32))
-        if n_index_words > 1 and first < 2**32:  # rows of unequal length: do it row by row
-            return np.stack(
-                [
-                    np.random.SeedSequence(base_seed, spawn_key=(seed, int(i))).generate_state(
-                        _SFC64_SEED_WORDS, np.uint64
-                    )
-                    for i in rows
-                ]
-            ).reshape(n_traj, _SFC64_SEED_WORDS)
         # mix the entropy into the pool (SeedSequence.mix_entropy)
         hashmix = _Hasher(_INIT_A, _MULT_A)
         pool = [hashmix(entropy[i]) for i in range(_POOL_WORDS)]
