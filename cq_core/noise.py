@@ -145,8 +145,17 @@ class BrownianIncrements:
 
     def draw(self, n_steps: int) -> np.ndarray:
         """The next ``n_steps`` increments, shape ``(n_steps, n_traj, m)``."""
-        buffer = np.empty((len(self._generators), n_steps, self.n_noises))
-        for row, generator in zip(buffer, self._generators, strict=True):
+        return self.draw_rows(0, len(self._generators), n_steps).transpose(1, 0, 2)
+
+    def draw_rows(self, start: int, stop: int, n_steps: int) -> np.ndarray:
+        """The next ``n_steps`` increments of rows ``start … stop − 1``: ``(rows, n_steps, m)``.
+
+        Each trajectory's generator advances on its own, so drawing a cell's rows in groups
+        gives the same numbers as :meth:`draw`, as long as every row is drawn for every chunk
+        of steps. C order: a fused kernel reads each row's steps contiguously.
+        """
+        buffer = np.empty((stop - start, n_steps, self.n_noises))
+        for row, generator in zip(buffer, self._generators[start:stop], strict=True):
             generator.standard_normal(out=row)
         buffer *= self.scale
-        return buffer.transpose(1, 0, 2)
+        return buffer

@@ -250,7 +250,7 @@ def sweep_cell_specs(
 
     Builds the model (``get_model``), checks every (σ, seed) cell with ``check_run`` and
     rejects duplicate σ (after ``float``) or seed values. The cells come back with their
-    kernel resolved (``backend="auto"`` becomes ``"numba"`` or ``"numpy"`` here), so the
+    kernel resolved (``backend="auto"`` becomes ``"c"``, ``"numba"`` or ``"numpy"`` here), so the
     pipeline's parameters name the kernel that computes the numbers. Raises ``ValueError``
     naming the key, e.g. ``invalid config: sweeps.hist.sigma[1]: sigma must be > 0, got -1.0``.
     """

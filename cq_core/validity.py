@@ -32,8 +32,8 @@ __all__ = [
 METHODS = ("auto", "exponential", "kraus", "euler")
 """Integrators: ``auto`` picks ``exponential`` for diagonal models and ``kraus`` otherwise."""
 MODES = ("pure", "density", "mean_field")
-BACKENDS = ("auto", "numpy", "numba")
-"""Kernels: ``auto`` uses the fused Numba kernel where it covers the run, NumPy otherwise."""
+BACKENDS = ("auto", "numpy", *compiled.BACKENDS)
+"""Kernels: ``auto`` uses a fused kernel (C, else Numba) where one covers the run, else NumPy."""
 MEMORY_FRACTION = 0.5
 """A run's stored output may take at most this fraction of the machine's memory."""
 
@@ -104,28 +104,39 @@ def resolve_method(model: Model, method: str, mode: str) -> str:
 
 
 def resolve_backend(model: Model, backend: str, method: str, mode: str) -> str:
-    """The kernel a run uses: ``numba`` (cq_core.compiled) where it covers the run, else ``numpy``.
+    """The kernel a run uses: a fused kernel (cq_core.compiled) where one covers it, else numpy.
 
-    The fused kernel covers pure-state runs of the ``exponential`` method for built-in models
+    The fused kernels cover pure-state runs of the ``exponential`` method for built-in models
     with a constant noise kernel (``linear`` with ω = 0, ``mass_superposition``,
-    ``qubit_lattice``).
+    ``qubit_lattice``). ``"auto"`` prefers the C kernel, then Numba (if installed), then NumPy;
+    asking for a fused kernel that does not cover the run, or is not built, is a ``ValueError``.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     covered = (
-        compiled.AVAILABLE
-        and model.compiled_form is not None
+        model.compiled_form is not None
         and model.constant_noise
         and mode == "pure"
         and method == "exponential"
     )
     if backend == "auto":
-        return "numba" if covered else "numpy"
-    if backend == "numba" and not covered:
+        fused = [name for name in compiled.BACKENDS if covered and compiled.available(name)]
+        return fused[0] if fused else "numpy"
+    if backend != "numpy" and not covered:
         raise ValueError(
-            "backend 'numba' covers pure-state runs of the 'exponential' method for the "
-            f"built-in models with constant noise (numba installed: {compiled.AVAILABLE}); "
-            f"got model {model.name!r}, method {method!r}, mode {mode!r}: use backend 'auto'"
+            f"backend {backend!r} covers pure-state runs of the 'exponential' method for the "
+            f"built-in models with constant noise; got model {model.name!r}, method "
+            f"{method!r}, mode {mode!r}: use backend 'auto'"
+        )
+    if backend != "numpy" and not compiled.available(backend):
+        raise ValueError(
+            f"backend {backend!r} is not available here ("
+            + (
+                "cq-sweep was installed without a C compiler"
+                if backend == "c"
+                else "numba is not installed"
+            )
+            + "): use backend 'auto'"
         )
     return backend
 

@@ -59,16 +59,18 @@ classical part only the lower end applies (its error mixes order-½ and order-1 
 ORDER_ONE = (0.8, 1.3)
 """Accepted band of fitted slopes for an order-1 scheme."""
 COARSE = (8, 16, 32, 64, 128, 256)
-NUMBA = pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
+NUMBA = pytest.mark.skipif(not compiled.available("numba"), reason="numba is not installed")
 STRONG_STUDIES = [
     # (case, method, backend, step counts, accepted band of the fitted strong order)
     ("linear", "exponential", "numpy", COARSE, ORDER_ONE),
+    ("linear", "exponential", "c", COARSE, ORDER_ONE),
     pytest.param("linear", "exponential", "numba", COARSE, ORDER_ONE, marks=NUMBA),
     ("linear", "kraus", "numpy", COARSE, ORDER_ONE),
     ("linear", "euler", "numpy", COARSE, ORDER_HALF),
     ("linear_omega3", "kraus", "numpy", COARSE, ORDER_ONE),
     ("linear_omega3", "euler", "numpy", COARSE, ORDER_HALF),
     ("mass_superposition", "exponential", "numpy", COARSE, ORDER_ONE),
+    ("mass_superposition", "exponential", "c", COARSE, ORDER_ONE),
     pytest.param("mass_superposition", "exponential", "numba", COARSE, ORDER_ONE, marks=NUMBA),
     ("mass_superposition", "kraus", "numpy", COARSE, ORDER_ONE),
     # Euler–Maruyama runs away on some paths below 32 steps (K up to 4, dt ≥ 0.009)

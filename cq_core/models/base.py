@@ -80,7 +80,7 @@ class Model:
         Components left out are declared uncoupled (``L_j = 0``), which saves work.
     compiled_form
         Built-in models only: ``(code, params, table)`` describing the model to the fused
-        Numba kernel of :mod:`cq_core.compiled`. User models leave it ``None`` and run on the
+        kernels of :mod:`cq_core.compiled`. User models leave it ``None`` and run on the
         NumPy path.
     noise_shape
         The noise kernel per unit strength: a constant ``(n, m)`` array or a function
