@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cq_core import compiled
+
 from . import memory, qutip_ref, report, scaling
 from ._util import CPU_CLOCK, REPOSITORY, WALL_CLOCK, best_time, load_average, machine_info
 from .reference import lean_reference_loop, reference_loop
@@ -202,9 +204,7 @@ def run_all(preset: Preset, options: argparse.Namespace) -> dict[str, Any]:
 
     _say("seed workload: floor, default, keyed noise, kernel, numpy backend")
     results["seed_workload"] = seed_workload(preset.seed_rounds, preset.seed_numpy_runs)
-    default_per_s = results["seed_workload"]["backends"]["numba (default)"][
-        "trajectory_steps_per_s"
-    ]
+    default_per_s = results["seed_workload"]["backends"]["default"]["trajectory_steps_per_s"]
 
     _say("reference-style Python loop")
     results["reference_loop"] = measure_reference(preset, default_per_s)
@@ -222,13 +222,19 @@ def run_all(preset: Preset, options: argparse.Namespace) -> dict[str, Any]:
     results["memory"] = {"seed_cell": {}}
     if not options.no_memory:
         _say("peak memory (fresh processes)")
-        backends = {"numba (default)": "auto", "numpy": "numpy"}
+        backends = {"default": "auto", "numba": "numba", "numpy": "numpy"}
+        if not compiled.available("numba"):
+            del backends["numba"]
         if options.quick:
-            backends = {"numba (default)": "auto"}
+            backends = {"default": "auto"}
         for name, backend in backends.items():
             results["memory"]["seed_cell"][name] = memory.measure(
                 _memory_task(SEED_WORKLOAD, backend)
             )
+        # the pipeline's unit of work: one `python -m cq_core run-cell` job, from its start
+        results["memory"]["cell_job"] = memory.measure(
+            {"kind": "cell_job", "cell": SEED_WORKLOAD.cell_dict(), "threads": 1}
+        )
         for row, workload in zip(results["qubit_lattice"], workloads, strict=True):
             row["memory"] = memory.measure(_memory_task(workload, "auto"))
 

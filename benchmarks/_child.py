@@ -17,6 +17,10 @@ Task kinds:
     one :func:`cq_core.simulate` call;
 ``{"kind": "run_cell", "cell": {CellSpec keys}, "block_size": B, "threads": W}``
     one :func:`cq_core.cells.run_cell` on an in-process Dask cluster of ``W`` workers;
+``{"kind": "cell_job", "cell": {CellSpec keys}, "threads": W}``
+    what one pipeline job does: ``python -m cq_core run-cell`` (:func:`cq_core.cli.main`)
+    storing the cell in a temporary folder. No imports or warm-up before it: the job's peak
+    is this process's peak (``baseline_rss_mib`` is the bare interpreter);
 ``{"kind": "baseline", "model": name, "params": {...}}``
     imports and warm-up only.
 """
@@ -41,9 +45,40 @@ def _warm_up(model_name: str, params: dict[str, Any], backend: str = "auto") -> 
     )
 
 
+def _cell_job(task: dict[str, Any]) -> dict[str, Any]:
+    """One ``run-cell`` job in this (fresh) process, as the pipeline's rule runs it."""
+    import tempfile
+    from pathlib import Path
+
+    baseline, baseline_split = peak_rss_mib(), resident_split_mib()
+    wall, cpu = time.perf_counter(), time.process_time()
+    from cq_core.cli import main
+
+    with tempfile.TemporaryDirectory(prefix="cq-cell-job-") as folder:
+        store = Path(folder) / "seed=0.zarr"
+        command = ["run-cell", "--spec", json.dumps(task["cell"], sort_keys=True)]
+        command += ["--output", str(store), "--threads", str(task.get("threads", 1))]
+        status = main(command)
+        if status != 0 or not (store / "zarr.json").is_file():
+            raise RuntimeError(f"{' '.join(command)} exited with {status}; no store written")
+        output_mib = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / MIB
+    return {
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": peak_rss_mib(),
+        "ru_maxrss_mib": ru_maxrss_mib(),
+        "task_wall_s": time.perf_counter() - wall,
+        "task_cpu_s": time.process_time() - cpu,
+        "output_mib": output_mib,  # here: the store's size on disk
+        "resident_after_warm_up": baseline_split,
+        "resident_at_end": resident_split_mib(),
+    }
+
+
 def run(task: dict[str, Any]) -> dict[str, Any]:
     """Run one task (see the module docstring) and return its measurements."""
     kind = task["kind"]
+    if kind == "cell_job":
+        return _cell_job(task)
     if kind == "run_cell":
         import distributed  # noqa: F401 - the cluster's import cost belongs to the baseline
 

@@ -1,7 +1,7 @@
 """Threads or processes for a cell's Dask blocks? (numbers quoted in config/README.md)
 
 Runs the seed's histogram cell (mass_superposition, 2000 trajectories x 1500 steps, blocks
-of 500) with the NumPy kernel and with the fused Numba kernel, each serially, on an
+of 500) with the NumPy kernel and with the fused C kernel, each serially, on an
 in-process cluster of 2 threads and on a local cluster of 2 processes, reporting start-up and
 per-run compute times::
 
@@ -54,7 +54,7 @@ def main() -> None:
     import distributed  # noqa: F401  (sets its loggers' levels on import)
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    for backend in ("numpy", "numba"):
+    for backend in ("numpy", "c"):
         print(f"{backend} kernel:")
         bench(replace(SPEC, backend=backend))
 

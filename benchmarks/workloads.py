@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import cq_core
+from cq_core import compiled
 from cq_core.noise import BrownianIncrements
 from cq_core.simulate import NOISE_CHUNK_STEPS
 
@@ -57,6 +58,11 @@ class Workload:
             "backend": backend,
         }
 
+    def cell_dict(self) -> dict[str, Any]:
+        """The workload as a pipeline cell (:class:`cq_core.cells.CellSpec` keys)."""
+        run = self.run_keywords()
+        return {"model": self.model, "params": self.params, **run}
+
     def describe(self) -> dict[str, Any]:
         """The workload as a JSON-able dict."""
         return {
@@ -95,7 +101,7 @@ def simulate_task(workload: Workload, backend: str = "auto") -> Callable[[], Any
 
 
 def warm_up(workload: Workload, backends: tuple[str, ...] = ("auto",)) -> None:
-    """One tiny run per backend: Numba's cache is loaded before anything is timed."""
+    """One tiny run per backend: kernels (Numba's cache, the C library) load before timing."""
     model = workload.build()
     for backend in backends:
         cq_core.simulate(
@@ -188,19 +194,24 @@ def kernel_task(workload: Workload, backend: str = "auto") -> Callable[[], Any]:
 
 
 def seed_workload(rounds: int, numpy_runs: int) -> dict[str, Any]:
-    """Seed workload: both backends, the keyed noise alone, the kernel alone and the floor.
+    """Seed workload: every backend, the keyed noise alone, the kernel alone and the floor.
 
-    ``rounds`` interleaved rounds (the numpy backend, ~5× slower, runs ``numpy_runs`` times).
+    ``backends`` holds ``default`` (``backend="auto"``: the C kernel where it is built; its
+    ``backend`` key says which ran), ``numba`` (the same bits from Numba's build, where
+    installed) and ``numpy``. ``rounds`` interleaved rounds (the numpy backend, ~5× slower,
+    runs ``numpy_runs`` times).
     Returns CPU seconds (least of the runs), trajectory-steps per second and every ratio to
     the floor.
     """
     workload = SEED_WORKLOAD
     model = workload.build()
-    warm_up(workload, ("auto", "numpy"))
+    fused = ("numba",) if compiled.available("numba") else ()
+    warm_up(workload, ("auto", *fused, "numpy"))
     n_noises = model.n_noises
     tasks = {
         "floor": noise_floor_task(workload.n_steps, workload.n_traj, n_noises),
         "default": simulate_task(workload, "auto"),
+        **{name: simulate_task(workload, name) for name in fused},
         "keyed_noise": keyed_noise_task(workload, n_noises),
         "generator_setup": generator_setup_task(workload, n_noises),
         "kernel": kernel_task(workload, "auto"),
@@ -224,7 +235,8 @@ def seed_workload(rounds: int, numpy_runs: int) -> dict[str, Any]:
             "samples_cpu_s": times[name]["samples_s"],
         }
 
-    default = entry("default")
+    resolved = cq_core.check_run(model, **workload.run_keywords()).backend
+    default = {"backend": resolved, **entry("default")}
     return {
         "workload": workload.describe(),
         "n_noises": n_noises,
@@ -234,7 +246,11 @@ def seed_workload(rounds: int, numpy_runs: int) -> dict[str, Any]:
             f"{n_noises}))",
             **entry("floor"),
         },
-        "backends": {"numba (default)": default, "numpy": entry("numpy")},
+        "backends": {
+            "default": default,
+            **{name: entry(name) for name in fused},
+            "numpy": entry("numpy"),
+        },
         "split": {
             "keyed_noise": entry("keyed_noise"),
             "keyed_noise_generator_setup": {
