@@ -45,6 +45,22 @@ def _warm_up(model_name: str, params: dict[str, Any], backend: str = "auto") -> 
     )
 
 
+def _report(
+    baseline: float, baseline_split: dict[str, float], wall: float, cpu: float, output_mib: float
+) -> dict[str, Any]:
+    """The measurements of a task that started at ``wall``/``cpu`` after ``baseline``."""
+    return {
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": peak_rss_mib(),
+        "ru_maxrss_mib": ru_maxrss_mib(),
+        "task_wall_s": time.perf_counter() - wall,
+        "task_cpu_s": time.process_time() - cpu,
+        "output_mib": output_mib,
+        "resident_after_warm_up": baseline_split,
+        "resident_at_end": resident_split_mib(),
+    }
+
+
 def _cell_job(task: dict[str, Any]) -> dict[str, Any]:
     """One ``run-cell`` job in this (fresh) process, as the pipeline's rule runs it."""
     import tempfile
@@ -62,16 +78,7 @@ def _cell_job(task: dict[str, Any]) -> dict[str, Any]:
         if status != 0 or not (store / "zarr.json").is_file():
             raise RuntimeError(f"{' '.join(command)} exited with {status}; no store written")
         output_mib = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / MIB
-    return {
-        "baseline_rss_mib": baseline,
-        "peak_rss_mib": peak_rss_mib(),
-        "ru_maxrss_mib": ru_maxrss_mib(),
-        "task_wall_s": time.perf_counter() - wall,
-        "task_cpu_s": time.process_time() - cpu,
-        "output_mib": output_mib,  # here: the store's size on disk
-        "resident_after_warm_up": baseline_split,
-        "resident_at_end": resident_split_mib(),
-    }
+    return _report(baseline, baseline_split, wall, cpu, output_mib)  # output: the store on disk
 
 
 def run(task: dict[str, Any]) -> dict[str, Any]:
@@ -103,16 +110,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
         output_mib = result.nbytes / MIB
     elif kind != "baseline":
         raise ValueError(f"unknown task kind {kind!r}")
-    return {
-        "baseline_rss_mib": baseline,
-        "peak_rss_mib": peak_rss_mib(),
-        "ru_maxrss_mib": ru_maxrss_mib(),
-        "task_wall_s": time.perf_counter() - wall,
-        "task_cpu_s": time.process_time() - cpu,
-        "output_mib": output_mib,
-        "resident_after_warm_up": baseline_split,
-        "resident_at_end": resident_split_mib(),
-    }
+    return _report(baseline, baseline_split, wall, cpu, output_mib)
 
 
 def main(argv: list[str]) -> None:
