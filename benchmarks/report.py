@@ -339,7 +339,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             f"{dask['cells']} cells (2 σ × 4 seeds), {dask['n_traj_per_cell']} traj × "
             f"{dask['n_steps']} steps"
         )
-        axis.legend()
+        axis.legend(fontsize="x-small", loc="lower left")  # four sweeps: keep it inside
         axis.grid(True, which="both", alpha=0.3)
     else:
         axis.text(0.5, 0.5, "Dask sweep not measured", ha="center", va="center")

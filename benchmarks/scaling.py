@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +121,7 @@ def versus_dimension(
             seconds = best_time(simulate_task(workload, backend), repeats)
             per_step.append(seconds / workload.trajectory_steps)
         fitted = [(d, t) for d, t in zip(result["d"], per_step, strict=True) if d >= fit_from_d]
-        name = "numba (default)" if backend == "auto" else backend
+        name = "default" if backend == "auto" else backend
         result["backends"][name] = {
             "cpu_s_per_trajectory_step": per_step,
             "slope": loglog_slope([d for d, _ in fitted], [t for _, t in fitted])
@@ -147,24 +149,24 @@ def dask_sweep(
 
     Each cell goes through :func:`cq_core.cells.run_cell_to_store` (blocks of ``block_size``
     trajectories, written into the cell's Zarr store by the workers, as the pipeline's
-    ``run-cell`` does) against a running ``LocalCluster`` of single-threaded workers, cells
-    one after another as a driver would submit them. ``kinds`` selects ``"processes"`` (one
-    worker process each) and/or ``"threads"`` (workers as threads of this process, the
-    pipeline's in-process default). The 1- and 2-worker clusters run side by side and their
-    sweeps alternate. Cluster start-up and worker warm-up are not timed. Also reported: the
-    same 8 cells run by plain ``simulate`` calls and stored by ``write_cell``, without Dask
-    (the overhead yardstick), the
-    cores the workers actually got (``cores_used``: their CPU seconds over the sweeps' wall
-    seconds; for threads, this whole process's), and, before and after, how many cores two
-    busy processes could get on this machine at that moment (:func:`available_cores`: other
-    users' load caps any speed-up). For a process cluster, ``speedup_expected_on_2_free_cores``
-    is the load-independent Amdahl estimate from CPU seconds: the workers' share divides over
-    two cores, the driver's (this process: scheduler, result transfer, concatenation) does
-    not. Wall seconds, least of ``repeats``.
+    ``run-cell`` does) against a running ``LocalCluster`` of single-threaded workers, in two
+    orders: cells one after another (one driver), and all cells at once (one client per cell,
+    as Snakemake's cell jobs share an external scheduler). ``kinds`` selects ``"processes"``
+    (one worker process each) and/or ``"threads"`` (workers as threads of this process, the
+    pipeline's in-process default). The 1- and 2-worker clusters run side by side and all
+    four sweeps alternate. Cluster start-up and worker warm-up are not timed. Also reported:
+    the same 8 cells run by plain ``simulate`` calls and stored by ``write_cell``, without
+    Dask (the overhead yardstick), the cores the workers actually got (``cores_used``: their
+    CPU seconds over the sweeps' wall seconds; for threads, this whole process's), and,
+    before and after, how many cores two busy processes could get on this machine at that
+    moment (:func:`available_cores`: other users' load caps any speed-up). For a process
+    cluster, ``speedup_expected_on_2_free_cores`` is the load-independent Amdahl estimate from
+    CPU seconds: the workers' share divides over two cores, the driver's (this process:
+    scheduler, clients, store layouts) does not. Wall seconds, least of ``repeats``.
     """
     from distributed import Client, LocalCluster
 
-    from cq_core.cells import CellSpec, run_cell_to_store, write_cell
+    from cq_core.cells import CellSpec, write_cell
 
     base = SEED_WORKLOAD
     specs = [
@@ -181,8 +183,6 @@ def dask_sweep(
         for sigma in DASK_SIGMAS
         for seed in DASK_SEEDS
     ]
-    quiet = logging.getLogger("benchmarks.dask")
-    quiet.setLevel(logging.WARNING)
     warm_up(base)
 
     def serial() -> None:  # the same cells simulated and stored, without Dask
@@ -219,57 +219,119 @@ def dask_sweep(
                 )
                 client = stack.enter_context(Client(cluster, set_as_default=False))
                 client.run(_warm_worker)
-                clients[str(workers)] = client
-                thread_cpu[str(workers)] = []
-
-                def sweep(
-                    address: str = cluster.scheduler_address,
-                    writes_in_workers: bool = kind == "processes",
-                    log: list[float] = thread_cpu[str(workers)],
-                ) -> None:
-                    cpu = time.process_time()
-                    with tempfile.TemporaryDirectory(prefix="cq-dask-sweep-") as folder:
-                        for spec in specs:
-                            run_cell_to_store(
-                                spec,
-                                Path(folder) / f"sigma={spec.sigma}" / f"seed={spec.seed}.zarr",
-                                block_size=block_size,
-                                scheduler_address=address,
-                                # as run_cell_to_store decides on a local cluster:
-                                # worker processes write, in-process workers do not
-                                worker_writes=writes_in_workers,
-                                log=quiet,
-                            )
-                    log.append(time.process_time() - cpu)
-
-                sweeps[str(workers)] = sweep
+                clients[workers] = client
+                for at_once in (False, True):
+                    log = thread_cpu[workers, at_once] = []
+                    sweeps[workers, at_once] = partial(
+                        _store_cells,
+                        specs,
+                        address=cluster.scheduler_address,
+                        block_size=block_size,
+                        # as run_cell_to_store decides on a local cluster: worker processes
+                        # write, in-process workers do not
+                        worker_writes=kind == "processes",
+                        at_once=at_once,
+                        cpu_log=log,
+                    )
             before = {w: _worker_cpu(c) for w, c in clients.items()}
-            # both clusters stay up; their sweeps alternate, so drifts in load hit both alike
-            times = interleaved(sweeps, repeats, clock=time.perf_counter)
+            # both clusters stay up; all four sweeps alternate, so drifts in load hit all alike
+            times = interleaved(
+                {f"{w}{'-at-once' if a else ''}": f for (w, a), f in sweeps.items()},
+                repeats,
+                clock=time.perf_counter,
+            )
             used = {w: _worker_cpu(c) - before[w] for w, c in clients.items()}
-        walls = {workers: entry["min_s"] for workers, entry in times.items()}
-        driver = {w: sum(cpu) / len(cpu) for w, cpu in thread_cpu.items()}
-        estimate = None
-        if kind == "processes":
-            # Amdahl from CPU seconds: worker work splits over 2 cores, the driver's does not
-            work = used["1"] / len(thread_cpu["1"])
-            estimate = (work + driver["1"]) / (work / 2 + driver["1"])
-        else:  # the workers are threads of this process
-            used = {w: sum(cpu) for w, cpu in thread_cpu.items()}
-        result["clusters"][kind] = {
-            "driver_cpu_s_per_sweep": driver,
-            "worker_cpu_s_per_sweep": {w: used[w] / len(thread_cpu[w]) for w in used},
-            "speedup_expected_on_2_free_cores": estimate,
-            "wall_s": walls,
-            "median_wall_s": {workers: entry["median_s"] for workers, entry in times.items()},
-            "speedup_2_vs_1": walls["1"] / walls["2"],
-            "cores_used": {w: used[w] / sum(times[w]["samples_s"]) for w in times},
-            "dask_overhead_1_worker_s_per_cell": (walls["1"] - result["no_dask_wall_s"])
-            / len(specs),
-        }
+        for at_once in (False, True):
+            order = "all cells at once" if at_once else "cells one after another"
+            suffix = "-at-once" if at_once else ""
+            timed = {str(w): times[f"{w}{suffix}"] for w in (1, 2)}
+            cpu = {str(w): thread_cpu[w, at_once] for w in (1, 2)}
+            result["clusters"][f"{kind}, {order}"] = _sweep_summary(
+                kind, timed, cpu, used, result["no_dask_wall_s"], len(specs)
+            )
     result["cores_available_after"] = available_cores()
     result["load_average_after"] = load_average()
     return result
+
+
+def _store_cells(
+    specs: list[Any],
+    *,
+    address: str,
+    block_size: int,
+    worker_writes: bool,
+    at_once: bool,
+    cpu_log: list[float],
+) -> None:
+    """One sweep: every cell stored by ``run_cell_to_store`` against the scheduler at ``address``.
+
+    ``at_once``: each cell from its own thread, all in flight together, as Snakemake runs cell
+    jobs side by side against one scheduler (each job its own client); else one after another.
+    Appends this process's CPU seconds to ``cpu_log``.
+    """
+    from cq_core.cells import run_cell_to_store
+
+    quiet = logging.getLogger("benchmarks.dask")
+    quiet.setLevel(logging.WARNING)
+    cpu = time.process_time()
+    with tempfile.TemporaryDirectory(prefix="cq-dask-sweep-") as folder:
+
+        def store(spec: Any) -> None:
+            run_cell_to_store(
+                spec,
+                Path(folder) / f"sigma={spec.sigma}" / f"seed={spec.seed}.zarr",
+                block_size=block_size,
+                scheduler_address=address,
+                worker_writes=worker_writes,
+                log=quiet,
+            )
+
+        if at_once:
+            with ThreadPoolExecutor(len(specs)) as pool:
+                list(pool.map(store, specs))
+        else:
+            for spec in specs:
+                store(spec)
+    cpu_log.append(time.process_time() - cpu)
+
+
+def _sweep_summary(
+    kind: str,
+    times: dict[str, dict[str, Any]],
+    driver_cpu: dict[str, list[float]],
+    worker_cpu: dict[int, float],
+    no_dask_wall_s: float,
+    cells: int,
+) -> dict[str, Any]:
+    """Speed-up, wall and CPU seconds of one way of running the sweep on 1 and 2 workers.
+
+    ``worker_cpu`` is the workers' CPU over every sweep on that cluster (both orders), so
+    the per-sweep worker CPU is their mean. For threads the workers are this process.
+    """
+    walls = {workers: entry["min_s"] for workers, entry in times.items()}
+    driver = {w: sum(cpu) / len(cpu) for w, cpu in driver_cpu.items()}
+    runs = {w: 2 * len(driver_cpu[w]) for w in driver_cpu}  # both orders ran on each cluster
+    if kind == "processes":
+        work = {w: worker_cpu[int(w)] / runs[w] for w in driver_cpu}
+        # Amdahl from CPU seconds: worker work splits over 2 cores, the driver's does not
+        estimate = (work["1"] + driver["1"]) / (work["1"] / 2 + driver["1"])
+    else:  # the workers are threads of this process
+        work, estimate = dict(driver), None
+    return {
+        "driver_cpu_s_per_sweep": driver,
+        "worker_cpu_s_per_sweep": work,
+        "speedup_expected_on_2_free_cores": estimate,
+        "wall_s": walls,
+        "median_wall_s": {workers: entry["median_s"] for workers, entry in times.items()},
+        "speedup_2_vs_1": walls["1"] / walls["2"],
+        "cores_used": {
+            w: (work[w] if kind == "processes" else driver[w])
+            * len(times[w]["samples_s"])
+            / sum(times[w]["samples_s"])
+            for w in times
+        },
+        "dask_overhead_1_worker_s_per_cell": (walls["1"] - no_dask_wall_s) / cells,
+    }
 
 
 def big_cell(
