@@ -167,17 +167,21 @@ def integrate(
     s = settings
     N, dt = s.n_traj, s.dt
     mean_field = s.mode == "mean_field"
+    keyed = None  # the engine's own noise, which a fused kernel draws group by group
     if increments is None and not mean_field:
-        increments = BrownianIncrements(
+        keyed = BrownianIncrements(
             base_seed=s.base_seed,
             seed=s.seed,
             first_trajectory=s.first_trajectory,
             n_traj=N,
             n_noises=model.n_noises,
             dt=dt,
-        ).draw
+        )
+        increments = keyed.draw
     if s.backend in compiled.BACKENDS:
-        return _integrate_compiled(model, s, increments, progress)
+        return _integrate_compiled(
+            model, s, keyed.draw_rows if keyed else None, increments, progress
+        )
     ops = _Operators(model, s.sigma)
     quantum_step = None if mean_field else QUANTUM_STEPS[(s.method, s.mode)]
     state = _initial_state(model, s.mode, N)
@@ -221,13 +225,17 @@ def integrate(
     return Trajectories(classical_out, quantum_out, status, status_step)
 
 
-def _integrate_compiled(model: Model, s: RunSettings, increments, progress) -> Trajectories:
+def _integrate_compiled(
+    model: Model, s: RunSettings, draw_rows, increments, progress
+) -> Trajectories:
     """:func:`integrate` through a fused kernel of :mod:`cq_core.compiled` (same noise).
 
-    Each chunk of steps runs in groups of :data:`FUSED_GROUP_TRAJECTORIES` trajectories whose
-    noise is drawn just before the kernel reads it, so it is read from cache rather than from
-    memory (the noise of a whole chunk, 12 MB for 2000 trajectories, is not). Groups never
-    change a number: every trajectory has its own generator.
+    Each chunk of steps runs in groups of :data:`FUSED_GROUP_TRAJECTORIES` trajectories. With
+    the engine's keyed noise (``draw_rows``, :meth:`BrownianIncrements.draw_rows`) a group's
+    noise is drawn just before the kernel reads it, while it is still in cache (a whole
+    chunk's, 12 MB for 2000 trajectories, is not); increments given by the caller are drawn
+    for every row at once. Groups never change a number: every trajectory has its own
+    generator.
     """
     code, params, table = model.compiled_form
     kernel = s.sigma * model.noise_shape
@@ -239,8 +247,6 @@ def _integrate_compiled(model: Model, s: RunSettings, increments, progress) -> T
         s.saved_steps, classical_out, psi_out, status, status_step,
     )  # fmt: skip
     N, step = s.n_traj, 0
-    draw_rows = getattr(increments, "__self__", None)
-    draw_rows = draw_rows.draw_rows if isinstance(draw_rows, BrownianIncrements) else None
     while step < s.n_steps:
         chunk = min(NOISE_CHUNK_STEPS, s.n_steps - step)
         given = None  # increments from the caller come for every row at once
