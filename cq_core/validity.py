@@ -119,9 +119,9 @@ def resolve_backend(model: Model, backend: str, method: str, mode: str) -> str:
         and mode == "pure"
         and method == "exponential"
     )
-    if backend == "auto":
-        fused = [name for name in compiled.BACKENDS if covered and compiled.available(name)]
-        return fused[0] if fused else "numpy"
+    if backend == "auto":  # the first fused kernel available here, in order of preference
+        fused = (name for name in compiled.BACKENDS if compiled.available(name))
+        return next(fused, "numpy") if covered else "numpy"
     if backend != "numpy" and not covered:
         raise ValueError(
             f"backend {backend!r} covers pure-state runs of the 'exponential' method for the "
