@@ -325,10 +325,7 @@ def _sweep_summary(
         "median_wall_s": {workers: entry["median_s"] for workers, entry in times.items()},
         "speedup_2_vs_1": walls["1"] / walls["2"],
         "cores_used": {
-            w: (work[w] if kind == "processes" else driver[w])
-            * len(times[w]["samples_s"])
-            / sum(times[w]["samples_s"])
-            for w in times
+            w: work[w] * len(times[w]["samples_s"]) / sum(times[w]["samples_s"]) for w in times
         },
         "dask_overhead_1_worker_s_per_cell": (walls["1"] - no_dask_wall_s) / cells,
     }
