@@ -147,14 +147,28 @@ class BrownianIncrements:
         """The next ``n_steps`` increments, shape ``(n_steps, n_traj, m)``."""
         return self.draw_rows(0, len(self._generators), n_steps).transpose(1, 0, 2)
 
-    def draw_rows(self, start: int, stop: int, n_steps: int) -> np.ndarray:
+    def draw_rows(
+        self, start: int, stop: int, n_steps: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """The next ``n_steps`` increments of rows ``start … stop − 1``: ``(rows, n_steps, m)``.
 
         Each trajectory's generator advances on its own, so drawing a cell's rows in groups
         gives the same numbers as :meth:`draw`, as long as every row is drawn for every chunk
-        of steps. C order: a fused kernel reads each row's steps contiguously.
+        of steps. C order: a fused kernel reads each row's steps contiguously. ``out``: a
+        C-contiguous float64 array of that shape to fill and return instead of a new one
+        (a caller drawing group after group reuses one buffer rather than asking the
+        allocator for hundreds of KiB each time).
         """
-        buffer = np.empty((stop - start, n_steps, self.n_noises))
+        shape = (stop - start, n_steps, self.n_noises)
+        if out is None:
+            buffer = np.empty(shape)
+        elif out.shape != shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise ValueError(
+                f"out must be a C-contiguous float64 array of shape {shape}, got "
+                f"{out.dtype} {out.shape}"
+            )
+        else:
+            buffer = out
         for row, generator in zip(buffer, self._generators[start:stop], strict=True):
             generator.standard_normal(out=row)
         buffer *= self.scale

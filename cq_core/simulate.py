@@ -247,6 +247,9 @@ def _integrate_compiled(
         s.saved_steps, classical_out, psi_out, status, status_step,
     )  # fmt: skip
     N, step = s.n_traj, 0
+    # one buffer for every group's noise, reused (a fresh 384 KiB array per group is an
+    # mmap and page faults each time where malloc keeps no such block, as in Dask workers)
+    group_noise = np.empty(FUSED_GROUP_TRAJECTORIES * NOISE_CHUNK_STEPS * model.n_noises)
     while step < s.n_steps:
         chunk = min(NOISE_CHUNK_STEPS, s.n_steps - step)
         given = None  # increments from the caller come for every row at once
@@ -254,7 +257,12 @@ def _integrate_compiled(
             given = np.ascontiguousarray(increments(chunk).transpose(1, 0, 2))  # (N, chunk, m)
         for start in range(0, N, FUSED_GROUP_TRAJECTORIES):
             stop = min(N, start + FUSED_GROUP_TRAJECTORIES)
-            dW = given[start:stop] if given is not None else draw_rows(start, stop, chunk)
+            if given is None:
+                shape = (stop - start, chunk, model.n_noises)
+                dW = group_noise[: np.prod(shape)].reshape(shape)
+                draw_rows(start, stop, chunk, out=dW)
+            else:
+                dW = given[start:stop]
             advance(start, stop, dW, step)
         step += chunk
         if progress is not None:

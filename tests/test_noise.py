@@ -91,3 +91,24 @@ def test_increments_come_from_each_trajectorys_own_generator():
     for i in range(4):
         normals = trajectory_generator(11, 2, 5 + i).standard_normal((12, 3))
         np.testing.assert_array_equal(dW[:, i], normals * np.sqrt(dt))
+
+
+def test_rows_drawn_into_a_reused_buffer_are_the_same_numbers():
+    """draw_rows(out=...) fills the caller's buffer with exactly what a fresh array gets."""
+
+    def noise():
+        return BrownianIncrements(
+            base_seed=0, seed=2, first_trajectory=0, n_traj=6, n_noises=3, dt=0.01
+        )
+
+    fresh, reused = noise(), noise()
+    buffer = np.full((4, 8, 3), np.nan)
+    for chunk in (8, 8):
+        expected = np.concatenate([fresh.draw_rows(0, 4, chunk), fresh.draw_rows(4, 6, chunk)])
+        got = [reused.draw_rows(0, 4, chunk, out=buffer).copy()]
+        got.append(reused.draw_rows(4, 6, chunk, out=buffer[:2]).copy())
+        np.testing.assert_array_equal(np.concatenate(got), expected)
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous float64 array"):
+        reused.draw_rows(0, 4, 8, out=buffer[:, :4])  # wrong shape
+    with pytest.raises(ValueError, match=r"C-contiguous"):
+        reused.draw_rows(0, 4, 4, out=np.empty((4, 8, 3))[:, ::2])  # strided
