@@ -29,7 +29,7 @@ import shutil
 import struct
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -324,12 +324,13 @@ def use_processes(backend: str, threads: int, trajectory_steps: int) -> bool:
 
 def _dashboard_link(client: Any, *, local: bool) -> str:
     """The scheduler's dashboard URL (a local cluster binds it to 127.0.0.1 at a free port)."""
-    try:
-        port = client.scheduler_info()["services"].get("dashboard")
-    except Exception:  # the link is informational only
-        port = None
-    if local and port:
-        return f"http://127.0.0.1:{port}/status"
+    if local:
+        try:
+            port = client.scheduler_info(n_workers=0)["services"].get("dashboard")
+        except Exception:  # the link is informational only
+            port = None
+        if port:
+            return f"http://127.0.0.1:{port}/status"
     return str(client.dashboard_link)
 
 
@@ -338,6 +339,7 @@ def iter_cell_blocks(
     *,
     block_size: int | None = None,
     scheduler_address: str | None = None,
+    client: Any = None,
     threads: int = 1,
     processes: bool | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
@@ -358,8 +360,13 @@ def iter_cell_blocks(
         ``None``: an in-process (``processes=False``) or local process cluster of ``threads``
         workers. Otherwise the address of a running ``dask scheduler``; an unreachable one
         raises ``ConnectionError`` after ``connect_timeout`` seconds.
+    client
+        A connected ``distributed.Client`` to run the blocks with, instead of a cluster or a
+        connection of the cell's own (not closed here). A script or notebook storing many
+        cells reuses one client: connecting costs each cell ~15 ms of wall time and a few
+        of CPU. Not together with ``scheduler_address``.
     threads
-        Workers of the local cluster (ignored with an external scheduler).
+        Workers of the local cluster (ignored with an external scheduler or a client).
     processes
         Local cluster of worker processes (True) or threads (False). ``None`` decides per
         cell (:func:`use_processes`): threads, unless the GIL-bound NumPy kernel has enough
@@ -374,12 +381,15 @@ def iter_cell_blocks(
         first + count − 1`` of :func:`cq_core.simulate`), with the attrs ``cell_spec`` and
         ``cell_hash``. Blocks arrive in completion order.
     """
-    plan = _plan_cell(spec, block_size, threads, processes)
+    plan = _plan_cell(
+        spec, block_size, threads, processes, scheduler_address=scheduler_address, client=client
+    )
     spec_json = plan.spec.to_json()
     for index, block in _run_blocks(
         plan,
         _submit_simulations,
         scheduler_address=scheduler_address,
+        client=client,
         connect_timeout=connect_timeout,
         worker_timeout=worker_timeout,
         log=log,
@@ -401,13 +411,24 @@ class _CellPlan:
 
 
 def _plan_cell(
-    spec: CellSpec, block_size: int | None, threads: int, processes: bool | None
+    spec: CellSpec,
+    block_size: int | None,
+    threads: int,
+    processes: bool | None,
+    *,
+    scheduler_address: str | None = None,
+    client: Any = None,
 ) -> _CellPlan:
     """Check every input of a cell before any work starts; fix its kernel; split it into blocks.
 
     ``processes=None`` is decided here, once, by :func:`use_processes`.
     """
     settings = spec.check()  # everything is checked before any work starts
+    if client is not None and scheduler_address is not None:
+        raise ValueError(
+            "give either client (a connected distributed.Client) or scheduler_address, "
+            f"not both (scheduler_address={scheduler_address!r})"
+        )
     spec = replace(spec, backend=settings.backend)  # every block runs the same kernel
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     block_size = _positive_int("block_size", block_size)
@@ -423,11 +444,16 @@ def _run_blocks(
     submit: Callable[[Any, str, list[tuple[int, int]]], list[Any]],
     *,
     scheduler_address: str | None,
+    client: Any,
     connect_timeout: float,
     worker_timeout: float,
     log: logging.Logger | None,
+    fetch: bool = True,
 ) -> Iterator[tuple[int, Any]]:
     """Run every block of a cell on Dask; yield ``(block index, result)`` as they finish.
+
+    ``fetch=False``: yield ``None`` for the result of a block that succeeded (a failed
+    block's error is raised either way).
 
     ``submit(client, spec_json, blocks)`` submits the blocks' tasks and returns one future
     per block, in block order. Logs progress; unfinished tasks are cancelled on the way out.
@@ -437,9 +463,12 @@ def _run_blocks(
     spec, settings, blocks = plan.spec, plan.settings, plan.blocks
     threads, processes = plan.threads, plan.processes
     steps_per_trajectory = settings.n_steps
-    where = scheduler_address or (
-        f"a local {'process' if processes else 'in-process'} cluster of {threads} worker(s)"
-    )
+    if client is not None:
+        where = f"the given client's scheduler {client.scheduler.address}"
+    else:
+        where = scheduler_address or (
+            f"a local {'process' if processes else 'in-process'} cluster of {threads} worker(s)"
+        )
     log.info(
         "cell %s: %s, sigma=%r, seed=%d, %d trajectories x %d steps in %d block(s) "
         "(%s kernel) on %s",
@@ -454,16 +483,22 @@ def _run_blocks(
         where,
     )
     spec_json = spec.to_json()
-    with dask_client(
-        scheduler_address,
-        threads=threads,
-        processes=processes,
-        connect_timeout=connect_timeout,
-        worker_timeout=worker_timeout,
+    with (
+        nullcontext(client)
+        if client is not None
+        else dask_client(
+            scheduler_address,
+            threads=threads,
+            processes=processes,
+            connect_timeout=connect_timeout,
+            worker_timeout=worker_timeout,
+        )
     ) as client:
         from distributed import as_completed
 
-        log.info("Dask dashboard: %s", _dashboard_link(client, local=scheduler_address is None))
+        if log.isEnabledFor(logging.INFO):  # asking the scheduler costs a round trip
+            local = scheduler_address is None and client.cluster is not None
+            log.info("Dask dashboard: %s", _dashboard_link(client, local=local))
         start = time.perf_counter()
         futures: list[Any] = []
         try:
@@ -472,7 +507,9 @@ def _run_blocks(
             done_steps = 0
             for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
                 index = position[future.key]
-                result = future.result()
+                # a finished block's result stays on its worker unless asked for: worker-
+                # written blocks return only their size, not worth a round trip each
+                result = future.result() if fetch or future.status != "finished" else None
                 future.release()  # the worker may forget it: memory stays bounded by blocks
                 first, count = blocks[index]
                 yield index, result
@@ -522,6 +559,7 @@ def run_cell_to_store(
     worker_writes: bool | None = None,
     block_size: int | None = None,
     scheduler_address: str | None = None,
+    client: Any = None,
     threads: int = 1,
     processes: bool | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
@@ -544,12 +582,14 @@ def run_cell_to_store(
     blocks come back and are written here. ``None`` (default): workers write on a local
     cluster of worker processes; on an in-process cluster (threads, the pipeline's default)
     the blocks are already in this process, and writing them here measured faster (2.9 s
-    against 3.5 s for eight seed cells, one thread); an external scheduler sends them back.
-    Other options are those of :func:`iter_cell_blocks`.
+    against 3.5 s for eight seed cells, one thread); an external scheduler or a given
+    ``client`` sends them back. Other options are those of :func:`iter_cell_blocks`.
     """
-    plan = _plan_cell(spec, block_size, threads, processes)
+    plan = _plan_cell(
+        spec, block_size, threads, processes, scheduler_address=scheduler_address, client=client
+    )
     if worker_writes is None:
-        worker_writes = scheduler_address is None and plan.processes
+        worker_writes = scheduler_address is None and client is None and plan.processes
     log = log or LOGGER
     chunk = store_chunks({"trajectory": plan.settings.n_traj, "time": 1}, 1)["trajectory"]
     if worker_writes and not all(first % chunk == 0 for first, _ in plan.blocks):
@@ -558,6 +598,7 @@ def run_cell_to_store(
     log.info("blocks written into the store by %s", "the workers" if worker_writes else "this job")
     options = dict(
         scheduler_address=scheduler_address,
+        client=client,
         connect_timeout=connect_timeout,
         worker_timeout=worker_timeout,
         log=log,
@@ -579,7 +620,7 @@ def run_cell_to_store(
 
     try:
         if worker_writes:
-            for _ in _run_blocks(plan, submit_and_write, **options):
+            for _ in _run_blocks(plan, submit_and_write, fetch=False, **options):
                 pass
         else:
             writer = lay_out()

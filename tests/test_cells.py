@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cq_core import NUMERICS_VERSION
+from cq_core import NUMERICS_VERSION, cells
 from cq_core.cells import (
     STORE_TRAJECTORY_CHUNK,
     CellSpec,
@@ -181,6 +181,21 @@ def test_workers_send_back_only_a_trajectory_count(local_store, tmp_path):
     assert store_digest(writer.commit()) == store_digest(local_store)
 
 
+def test_a_failed_worker_written_block_raises_and_leaves_no_store(tmp_path, monkeypatch):
+    """Worker-written blocks send nothing back, but a block that fails still fails the cell."""
+
+    def broken_write(block, temporary):
+        raise OSError("disk full while writing a block")
+
+    monkeypatch.setattr(cells, "_write_block", broken_write)  # in-process workers see it
+    with pytest.raises(OSError, match="disk full"):
+        run_cell_to_store(
+            SPEC, tmp_path / "seed=3.zarr", block_size=500, threads=2, processes=False,
+            worker_writes=True,
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------- atomic write
 
 
@@ -304,6 +319,34 @@ def test_external_scheduler_gives_the_same_store(dask_cluster, local_store, tmp_
         )
     assert workers == {"w1", "w2"}
     assert "simulate_block" in prefixes  # the blocks ran on the external workers
+
+
+def test_a_given_client_stores_cells_and_stays_open(dask_cluster, local_store, tmp_path):
+    """A script passes its own client: every cell runs on that scheduler's workers through
+    it, no other client connects, and the client is still usable afterwards."""
+    from distributed import Client
+
+    def clients(dask_scheduler):
+        return len(dask_scheduler.clients)
+
+    with Client(dask_cluster, timeout=5, set_as_default=False) as client:
+        before = client.run_on_scheduler(clients)
+        stores = [
+            run_cell_to_store(SPEC, tmp_path / f"{name}.zarr", block_size=block, client=client,
+                              worker_writes=worker_writes)
+            for name, block, worker_writes in (("written-there", 500, True),
+                                               ("sent-back", 100, False))
+        ]  # fmt: skip
+        assert client.status == "running"
+        assert client.run_on_scheduler(clients) == before
+        prefixes = client.run_on_scheduler(
+            lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)
+        )
+    assert [store_digest(store) for store in stores] == [store_digest(local_store)] * 2
+    assert "simulate_and_write_block" in prefixes  # the written-there blocks ran there
+    with pytest.raises(ValueError, match="client.*scheduler_address"):
+        run_cell_to_store(SPEC, tmp_path / "x.zarr", client=object(), scheduler_address="a")
+    assert not (tmp_path / "x.zarr").exists()
 
 
 def test_unreachable_scheduler_fails_clearly_and_quickly():
