@@ -150,10 +150,11 @@ def dask_sweep(
     Each cell goes through :func:`cq_core.cells.run_cell_to_store` (blocks of ``block_size``
     trajectories, written into the cell's Zarr store by the workers, as the pipeline's
     ``run-cell`` does) against a running ``LocalCluster`` of single-threaded workers, in two
-    orders: cells one after another (one driver), and all cells at once (one client per cell,
-    as Snakemake's cell jobs share an external scheduler). ``kinds`` selects ``"processes"``
-    (one worker process each) and/or ``"threads"`` (workers as threads of this process, the
-    pipeline's in-process default). The 1- and 2-worker clusters run side by side and all
+    orders: cells one after another through one client (a script driving a sweep), and all
+    cells at once (one client per cell, as Snakemake's cell jobs share a scheduler).
+    ``kinds`` selects ``"processes"`` (one worker process each) and/or ``"threads"`` (workers
+    as threads of this process, the pipeline's in-process default). Removing the stores
+    afterwards is not timed. The 1- and 2-worker clusters run side by side and all
     four sweeps alternate. Cluster start-up and worker warm-up are not timed. Also reported:
     the same 8 cells run by plain ``simulate`` calls and stored by ``write_cell``, without
     Dask (the overhead yardstick), the cores the workers actually got (``cores_used``: their
@@ -185,10 +186,11 @@ def dask_sweep(
     ]
     warm_up(base)
 
-    def serial() -> None:  # the same cells simulated and stored, without Dask
-        with tempfile.TemporaryDirectory(prefix="cq-serial-sweep-") as folder:
-            for spec in specs:
-                write_cell(spec.simulate(), Path(folder) / f"{spec.sigma}-{spec.seed}.zarr")
+    def serial() -> tempfile.TemporaryDirectory:  # the same cells stored, without Dask
+        folder = tempfile.TemporaryDirectory(prefix="cq-serial-sweep-")
+        for spec in specs:
+            write_cell(spec.simulate(), Path(folder.name) / f"{spec.sigma}-{spec.seed}.zarr")
+        return folder  # removed once the timer has stopped (interleaved drops the result)
 
     result: dict[str, Any] = {
         "cells": len(specs),
@@ -226,6 +228,7 @@ def dask_sweep(
                         _store_cells,
                         specs,
                         address=cluster.scheduler_address,
+                        client=None if at_once else client,
                         block_size=block_size,
                         # as run_cell_to_store decides on a local cluster: worker processes
                         # write, in-process workers do not
@@ -242,7 +245,7 @@ def dask_sweep(
             )
             used = {w: _worker_cpu(c) - before[w] for w, c in clients.items()}
         for at_once in (False, True):
-            order = "all cells at once" if at_once else "cells one after another"
+            order = "all cells at once" if at_once else "cells one after another, one client"
             suffix = "-at-once" if at_once else ""
             timed = {str(w): times[f"{w}{suffix}"] for w in (1, 2)}
             cpu = {str(w): thread_cpu[w, at_once] for w in (1, 2)}
@@ -258,41 +261,46 @@ def _store_cells(
     specs: list[Any],
     *,
     address: str,
+    client: Any,
     block_size: int,
     worker_writes: bool,
     at_once: bool,
     cpu_log: list[float],
-) -> None:
+) -> tempfile.TemporaryDirectory:
     """One sweep: every cell stored by ``run_cell_to_store`` against the scheduler at ``address``.
 
     ``at_once``: each cell from its own thread, all in flight together, as Snakemake runs cell
-    jobs side by side against one scheduler (each job its own client); else one after another.
-    Appends this process's CPU seconds to ``cpu_log``.
+    jobs side by side against one scheduler (each job its own client); else one after another
+    through ``client``, as a script or notebook driving a sweep does. Appends this process's
+    CPU seconds to ``cpu_log``. Returns the folder of the stores: removing them is not part
+    of the sweep, so it happens when the caller drops the folder, after its timer stopped.
     """
     from cq_core.cells import run_cell_to_store
 
     quiet = logging.getLogger("benchmarks.dask")
     quiet.setLevel(logging.WARNING)
     cpu = time.process_time()
-    with tempfile.TemporaryDirectory(prefix="cq-dask-sweep-") as folder:
+    folder = tempfile.TemporaryDirectory(prefix="cq-dask-sweep-")
 
-        def store(spec: Any) -> None:
-            run_cell_to_store(
-                spec,
-                Path(folder) / f"sigma={spec.sigma}" / f"seed={spec.seed}.zarr",
-                block_size=block_size,
-                scheduler_address=address,
-                worker_writes=worker_writes,
-                log=quiet,
-            )
+    def store(spec: Any) -> None:
+        run_cell_to_store(
+            spec,
+            Path(folder.name) / f"sigma={spec.sigma}" / f"seed={spec.seed}.zarr",
+            block_size=block_size,
+            scheduler_address=None if client is not None else address,
+            client=client,
+            worker_writes=worker_writes,
+            log=quiet,
+        )
 
-        if at_once:
-            with ThreadPoolExecutor(len(specs)) as pool:
-                list(pool.map(store, specs))
-        else:
-            for spec in specs:
-                store(spec)
+    if at_once:
+        with ThreadPoolExecutor(len(specs)) as pool:
+            list(pool.map(store, specs))
+    else:
+        for spec in specs:
+            store(spec)
     cpu_log.append(time.process_time() - cpu)
+    return folder
 
 
 def _sweep_summary(
