@@ -58,15 +58,16 @@ def interleaved(
             elapsed = clock() - start
             del result
             samples[name].append(elapsed)
+    return {name: timing_summary(runs) for name, runs in samples.items() if runs}
+
+
+def timing_summary(runs: Sequence[float]) -> dict[str, float | int | list[float]]:
+    """``min_s`` (the estimate used), ``median_s``, ``runs`` and ``samples_s`` of timings."""
     return {
-        name: {
-            "min_s": min(runs),
-            "median_s": statistics.median(runs),
-            "runs": len(runs),
-            "samples_s": runs,
-        }
-        for name, runs in samples.items()
-        if runs
+        "min_s": min(runs),
+        "median_s": statistics.median(runs),
+        "runs": len(runs),
+        "samples_s": list(runs),
     }
 
 

@@ -11,7 +11,6 @@ import logging
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from ._util import (
     interleaved,
     load_average,
     loglog_slope,
+    timing_summary,
 )
 from .workloads import SEED_WORKLOAD, Workload, lattice_workload, simulate_task, warm_up
 
@@ -154,8 +154,9 @@ def dask_sweep(
     cells at once (one client per cell, as Snakemake's cell jobs share a scheduler).
     ``kinds`` selects ``"processes"`` (one worker process each) and/or ``"threads"`` (workers
     as threads of this process, the pipeline's in-process default). Removing the stores
-    afterwards is not timed. The 1- and 2-worker clusters run side by side and all
-    four sweeps alternate. Cluster start-up and worker warm-up are not timed. Also reported:
+    afterwards is not timed. One cluster is up at a time, started afresh for each of the
+    ``repeats`` rounds; the 1- and 2-worker clusters alternate. Cluster start-up and worker
+    warm-up are not timed. Also reported:
     the same 8 cells run by plain ``simulate`` calls and stored by ``write_cell``, without
     Dask (the overhead yardstick), the cores the workers actually got (``cores_used``: their
     CPU seconds over the sweeps' wall seconds; for threads, this whole process's), and,
@@ -206,10 +207,15 @@ def dask_sweep(
     }
     result["cores_available_before"] = available_cores()
     for kind in kinds:
-        with ExitStack() as stack:
-            sweeps, clients, thread_cpu = {}, {}, {}
-            for workers in (1, 2):
-                cluster = stack.enter_context(
+        samples: dict[str, list[float]] = {}
+        thread_cpu: dict[tuple[int, bool], list[float]] = {}
+        used = {1: 0.0, 2: 0.0}
+        # One cluster up at a time (an idle second cluster's scheduler, nannies and workers
+        # would take CPU from the one being timed); the 1- and 2-worker clusters alternate
+        # round by round, so drifts in load hit both alike. Start-up and warm-up untimed.
+        for round_index in range(repeats):
+            for workers in (1, 2) if round_index % 2 == 0 else (2, 1):
+                with (
                     LocalCluster(
                         n_workers=workers,
                         threads_per_worker=1,
@@ -217,33 +223,31 @@ def dask_sweep(
                         dashboard_address="127.0.0.1:0",
                         worker_dashboard_address="127.0.0.1:0",
                         silence_logs=logging.ERROR,
-                    )
-                )
-                client = stack.enter_context(Client(cluster, set_as_default=False))
-                client.run(_warm_worker)
-                clients[workers] = client
-                for at_once in (False, True):
-                    log = thread_cpu[workers, at_once] = []
-                    sweeps[workers, at_once] = partial(
-                        _store_cells,
-                        specs,
-                        address=cluster.scheduler_address,
-                        client=None if at_once else client,
-                        block_size=block_size,
-                        # as run_cell_to_store decides on a local cluster: worker processes
-                        # write, in-process workers do not
-                        worker_writes=kind == "processes",
-                        at_once=at_once,
-                        cpu_log=log,
-                    )
-            before = {w: _worker_cpu(c) for w, c in clients.items()}
-            # both clusters stay up; all four sweeps alternate, so drifts in load hit all alike
-            times = interleaved(
-                {f"{w}{'-at-once' if a else ''}": f for (w, a), f in sweeps.items()},
-                repeats,
-                clock=time.perf_counter,
-            )
-            used = {w: _worker_cpu(c) - before[w] for w, c in clients.items()}
+                    ) as cluster,
+                    Client(cluster, set_as_default=False) as client,
+                ):
+                    client.run(_warm_worker)
+                    sweeps = {
+                        f"{workers}{'-at-once' if at_once else ''}": partial(
+                            _store_cells,
+                            specs,
+                            address=cluster.scheduler_address,
+                            client=None if at_once else client,
+                            block_size=block_size,
+                            # as run_cell_to_store decides on a local cluster: worker
+                            # processes write, in-process workers do not
+                            worker_writes=kind == "processes",
+                            at_once=at_once,
+                            cpu_log=thread_cpu.setdefault((workers, at_once), []),
+                        )
+                        for at_once in (False, True)
+                    }
+                    before = _worker_cpu(client)
+                    timed = interleaved(sweeps, 1, clock=time.perf_counter)
+                    used[workers] += _worker_cpu(client) - before
+                for name, entry in timed.items():
+                    samples.setdefault(name, []).extend(entry["samples_s"])
+        times = {name: timing_summary(runs) for name, runs in samples.items()}
         for at_once in (False, True):
             order = "all cells at once" if at_once else "cells one after another, one client"
             suffix = "-at-once" if at_once else ""
