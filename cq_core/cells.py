@@ -497,8 +497,9 @@ def _run_blocks(
         from distributed import as_completed
 
         if log.isEnabledFor(logging.INFO):  # asking the scheduler costs a round trip
-            local = scheduler_address is None and client.cluster is not None
-            log.info("Dask dashboard: %s", _dashboard_link(client, local=local))
+            log.info(
+                "Dask dashboard: %s", _dashboard_link(client, local=client.cluster is not None)
+            )
         start = time.perf_counter()
         futures: list[Any] = []
         try:
