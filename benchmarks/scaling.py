@@ -132,7 +132,7 @@ def versus_dimension(
 
 
 def _warm_worker() -> bool:
-    """Run on every Dask worker before timing: imports cq_core and loads the Numba cache."""
+    """Run on every Dask worker before timing: imports cq_core and runs the seed workload once."""
     warm_up(SEED_WORKLOAD)
     return True
 
