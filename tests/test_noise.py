@@ -105,8 +105,11 @@ def test_rows_drawn_into_a_reused_buffer_are_the_same_numbers():
     buffer = np.full((4, 8, 3), np.nan)
     for chunk in (8, 8):
         expected = np.concatenate([fresh.draw_rows(0, 4, chunk), fresh.draw_rows(4, 6, chunk)])
-        got = [reused.draw_rows(0, 4, chunk, out=buffer).copy()]
+        first = reused.draw_rows(0, 4, chunk, out=buffer)
+        assert first is buffer  # filled in place, not a new array
+        got = [first.copy()]
         got.append(reused.draw_rows(4, 6, chunk, out=buffer[:2]).copy())
+        np.testing.assert_array_equal(buffer[:2], got[1])
         np.testing.assert_array_equal(np.concatenate(got), expected)
     with pytest.raises(ValueError, match=r"out must be a C-contiguous float64 array"):
         reused.draw_rows(0, 4, 8, out=buffer[:, :4])  # wrong shape
