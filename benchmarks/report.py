@@ -205,10 +205,15 @@ def target_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if dask and "clusters" in dask:
         available = [dask.get("cores_available_before"), dask.get("cores_available_after")]
         available_text = "/".join(f"{c:.1f}" for c in available if c is not None)
+        plain = dask.get("plain_processes")
         for kind, cluster in dask["clusters"].items():
             walls = cluster["wall_s"]
             estimate = cluster.get("speedup_expected_on_2_free_cores")
             expected = "" if estimate is None else f"; CPU-time estimate {estimate:.2f}×"
+            if plain:
+                expected += (
+                    f"; {cluster['speedup_2_vs_1'] / plain['speedup_2_vs_1']:.0%} of no-Dask"
+                )
             rows.append(
                 (
                     f"Dask sweep 2 σ × 4 seeds, 2 vs 1 workers ({kind})",
@@ -217,6 +222,17 @@ def target_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"{available_text} free before/after{expected})",
                     "≥ 1.7×",
                     _met(cluster["speedup_2_vs_1"] >= 1.7),
+                )
+            )
+        if plain:
+            walls, cores = plain["wall_s"], plain["cores_used"]
+            rows.append(
+                (
+                    "the same sweep, 2 vs 1 plain processes without Dask (the ceiling)",
+                    f"{plain['speedup_2_vs_1']:.2f}× ({walls['1']:.2f} s → {walls['2']:.2f} s; "
+                    f"1 process used {cores['1']:.2f} cores, 2 used {cores['2']:.2f})",
+                    "—",
+                    "—",
                 )
             )
     big = results.get("big_cell")
@@ -325,6 +341,16 @@ def plot(results: dict[str, Any], path: Path) -> None:
                 f"(used {cluster['cores_used']['2']:.1f} cores)",
             )
             axis.loglog(workers, [walls[0], walls[0] / 2], "--", color=line.get_color(), lw=1)
+        plain = dask.get("plain_processes")
+        if plain:
+            walls = [plain["wall_s"][str(w)] for w in workers]
+            axis.loglog(
+                workers,
+                walls,
+                "s:",
+                color="black",
+                label=f"plain processes, no Dask (ceiling): {plain['speedup_2_vs_1']:.2f}×",
+            )
         axis.plot([], [], "--", color="grey", lw=1, label="ideal (slope −1)")
         available = dask.get("cores_available_before")
         if available is not None:
@@ -333,7 +359,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axis.yaxis.set_major_formatter(ScalarFormatter())
         axis.yaxis.set_minor_formatter(NullFormatter())
         axis.set_xticks(workers, [str(w) for w in workers])
-        axis.set_xlabel("Dask workers (1 thread each)")
+        axis.set_xlabel("Dask workers (1 thread each) or plain processes")
         axis.set_ylabel("wall time of the sweep [s]")
         axis.set_title(
             f"{dask['cells']} cells (2 σ × 4 seeds), {dask['n_traj_per_cell']} traj × "

@@ -30,6 +30,7 @@ from .workloads import SEED_WORKLOAD, Workload, lattice_workload, simulate_task,
 __all__ = [
     "big_cell",
     "dask_sweep",
+    "process_sweep",
     "seed_cell_output_mib",
     "versus_dimension",
     "versus_steps",
@@ -168,7 +169,7 @@ def dask_sweep(
     """
     from distributed import Client, LocalCluster
 
-    from cq_core.cells import CellSpec, write_cell
+    from cq_core.cells import CellSpec
 
     base = SEED_WORKLOAD
     specs = [
@@ -189,8 +190,7 @@ def dask_sweep(
 
     def serial() -> tempfile.TemporaryDirectory:  # the same cells stored, without Dask
         folder = tempfile.TemporaryDirectory(prefix="cq-serial-sweep-")
-        for spec in specs:
-            write_cell(spec.simulate(), Path(folder.name) / f"{spec.sigma}-{spec.seed}.zarr")
+        _store_serially(specs, folder.name)
         return folder  # removed once the timer has stopped (interleaved drops the result)
 
     result: dict[str, Any] = {
@@ -256,9 +256,71 @@ def dask_sweep(
             result["clusters"][f"{kind}, {order}"] = _sweep_summary(
                 kind, timed, cpu, used, result["no_dask_wall_s"], len(specs)
             )
+    result["plain_processes"] = process_sweep(specs, repeats)
     result["cores_available_after"] = available_cores()
     result["load_average_after"] = load_average()
     return result
+
+
+def _store_serially(specs: list[Any], folder: str) -> float:
+    """Store each cell by one ``simulate`` call and ``write_cell``, one after another, no Dask.
+
+    Returns this process's CPU seconds (every thread's, Zarr's codec threads included).
+    """
+    from cq_core.cells import write_cell
+
+    cpu = time.process_time()
+    for spec in specs:
+        write_cell(spec.simulate(), Path(folder) / f"{spec.sigma}-{spec.seed}.zarr")
+    return time.process_time() - cpu
+
+
+def _warm_process(ready: Any) -> None:
+    """Pool initializer: warm up like a Dask worker, then wait until every process has."""
+    warm_up(SEED_WORKLOAD)
+    ready.wait()
+
+
+def process_sweep(specs: list[Any], repeats: int) -> dict[str, Any]:
+    """The sweep's ceiling on this machine: its cells stored by 1 and by 2 plain processes.
+
+    No Dask, no scheduler, no driver work: each of ``n`` fresh, warmed-up processes (spawned,
+    start-up untimed) stores every ``n``-th cell with :func:`_store_serially`, and the wall
+    time runs from handing out the shares to the last one done. What keeps
+    ``speedup_2_vs_1`` below 2 here caps the Dask sweep too: the two processes share the
+    machine's memory system, and one process already keeps more than one core busy
+    (``cores_used``, its CPU seconds over wall seconds), since Zarr compresses and writes the
+    chunks of a store on a pool of threads. Least of ``repeats`` rounds, 1 and 2 processes
+    alternating.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    samples: dict[str, list[float]] = {"1": [], "2": []}
+    cpu: dict[str, list[float]] = {"1": [], "2": []}
+    for round_index in range(repeats):
+        for processes in (1, 2) if round_index % 2 == 0 else (2, 1):
+            ready = context.Barrier(processes + 1)
+            with context.Pool(processes, initializer=_warm_process, initargs=(ready,)) as pool:
+                ready.wait()  # every process is up and warm
+                shares = [specs[first::processes] for first in range(processes)]
+                with tempfile.TemporaryDirectory(prefix="cq-process-sweep-") as folder:
+                    start = time.perf_counter()
+                    seconds = pool.starmap(
+                        _store_serially, [(share, folder) for share in shares], chunksize=1
+                    )
+                    samples[str(processes)].append(time.perf_counter() - start)
+                cpu[str(processes)].append(sum(seconds))
+    times = {n: timing_summary(runs) for n, runs in samples.items()}
+    return {
+        "what": "the same cells, split over plain processes without Dask (the ceiling)",
+        "wall_s": {n: entry["min_s"] for n, entry in times.items()},
+        "median_wall_s": {n: entry["median_s"] for n, entry in times.items()},
+        "samples_s": samples,
+        "speedup_2_vs_1": times["1"]["min_s"] / times["2"]["min_s"],
+        "cpu_s_per_sweep": {n: sum(runs) / len(runs) for n, runs in cpu.items()},
+        "cores_used": {n: sum(cpu[n]) / sum(samples[n]) for n in samples},
+    }
 
 
 def _store_cells(
