@@ -67,7 +67,7 @@ FULL = Preset(
         "n_traj": 2000,
         "n_steps": 1500,
         "block_size": 500,
-        "repeats": 3,
+        "repeats": 5,
         "kinds": ("processes", "threads"),
     },
     big_cell={

@@ -8,6 +8,7 @@ slopes on log–log axes.
 from __future__ import annotations
 
 import logging
+import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,6 @@ from .workloads import SEED_WORKLOAD, Workload, lattice_workload, simulate_task,
 __all__ = [
     "big_cell",
     "dask_sweep",
-    "process_sweep",
     "seed_cell_output_mib",
     "versus_dimension",
     "versus_steps",
@@ -165,7 +165,11 @@ def dask_sweep(
     moment (:func:`available_cores`: other users' load caps any speed-up). For a process
     cluster, ``speedup_expected_on_2_free_cores`` is the load-independent Amdahl estimate from
     CPU seconds: the workers' share divides over two cores, the driver's (this process:
-    scheduler, clients, store layouts) does not. Wall seconds, least of ``repeats``.
+    scheduler, clients, store layouts) does not. With the process clusters, each round also
+    stores the same cells with 1 and 2 plain processes and no Dask at all
+    (``plain_processes``, :func:`_plain_summary`): the ratio this machine gives without any
+    scheduler, the ceiling of the Dask ratio. Wall seconds, least of ``repeats``; also the
+    median over rounds of each round's own 1-over-2 ratio (``median_round_speedup``).
     """
     from distributed import Client, LocalCluster
 
@@ -206,6 +210,8 @@ def dask_sweep(
         "clusters": {},
     }
     result["cores_available_before"] = available_cores()
+    plain_walls: dict[str, list[float]] = {"1": [], "2": []}
+    plain_cpu: dict[str, list[float]] = {"1": [], "2": []}
     for kind in kinds:
         samples: dict[str, list[float]] = {}
         thread_cpu: dict[tuple[int, bool], list[float]] = {}
@@ -247,6 +253,10 @@ def dask_sweep(
                     used[workers] += _worker_cpu(client) - before
                 for name, entry in timed.items():
                     samples.setdefault(name, []).extend(entry["samples_s"])
+                if kind == "processes":  # this round, the same cells with no Dask at all
+                    wall, cpu = _plain_processes_sweep(specs, workers)
+                    plain_walls[str(workers)].append(wall)
+                    plain_cpu[str(workers)].append(cpu)
         times = {name: timing_summary(runs) for name, runs in samples.items()}
         for at_once in (False, True):
             order = "all cells at once" if at_once else "cells one after another, one client"
@@ -256,7 +266,8 @@ def dask_sweep(
             result["clusters"][f"{kind}, {order}"] = _sweep_summary(
                 kind, timed, cpu, used, result["no_dask_wall_s"], len(specs)
             )
-    result["plain_processes"] = process_sweep(specs, repeats)
+    if plain_walls["1"]:
+        result["plain_processes"] = _plain_summary(plain_walls, plain_cpu)
     result["cores_available_after"] = available_cores()
     result["load_average_after"] = load_average()
     return result
@@ -279,48 +290,6 @@ def _warm_process(ready: Any) -> None:
     """Pool initializer: warm up like a Dask worker, then wait until every process has."""
     warm_up(SEED_WORKLOAD)
     ready.wait()
-
-
-def process_sweep(specs: list[Any], repeats: int) -> dict[str, Any]:
-    """The sweep's ceiling on this machine: its cells stored by 1 and by 2 plain processes.
-
-    No Dask, no scheduler, no driver work: each of ``n`` fresh, warmed-up processes (spawned,
-    start-up untimed) stores every ``n``-th cell with :func:`_store_serially`, and the wall
-    time runs from handing out the shares to the last one done. What keeps
-    ``speedup_2_vs_1`` below 2 here caps the Dask sweep too: the two processes share the
-    machine's memory system, and one process already keeps more than one core busy
-    (``cores_used``, its CPU seconds over wall seconds), since Zarr compresses and writes the
-    chunks of a store on a pool of threads. Least of ``repeats`` rounds, 1 and 2 processes
-    alternating.
-    """
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    samples: dict[str, list[float]] = {"1": [], "2": []}
-    cpu: dict[str, list[float]] = {"1": [], "2": []}
-    for round_index in range(repeats):
-        for processes in (1, 2) if round_index % 2 == 0 else (2, 1):
-            ready = context.Barrier(processes + 1)
-            with context.Pool(processes, initializer=_warm_process, initargs=(ready,)) as pool:
-                ready.wait()  # every process is up and warm
-                shares = [specs[first::processes] for first in range(processes)]
-                with tempfile.TemporaryDirectory(prefix="cq-process-sweep-") as folder:
-                    start = time.perf_counter()
-                    seconds = pool.starmap(
-                        _store_serially, [(share, folder) for share in shares], chunksize=1
-                    )
-                    samples[str(processes)].append(time.perf_counter() - start)
-                cpu[str(processes)].append(sum(seconds))
-    times = {n: timing_summary(runs) for n, runs in samples.items()}
-    return {
-        "what": "the same cells, split over plain processes without Dask (the ceiling)",
-        "wall_s": {n: entry["min_s"] for n, entry in times.items()},
-        "median_wall_s": {n: entry["median_s"] for n, entry in times.items()},
-        "samples_s": samples,
-        "speedup_2_vs_1": times["1"]["min_s"] / times["2"]["min_s"],
-        "cpu_s_per_sweep": {n: sum(runs) / len(runs) for n, runs in cpu.items()},
-        "cores_used": {n: sum(cpu[n]) / sum(samples[n]) for n in samples},
-    }
 
 
 def _store_cells(
@@ -398,10 +367,60 @@ def _sweep_summary(
         "wall_s": walls,
         "median_wall_s": {workers: entry["median_s"] for workers, entry in times.items()},
         "speedup_2_vs_1": walls["1"] / walls["2"],
+        "median_round_speedup": statistics.median(
+            one / two
+            for one, two in zip(times["1"]["samples_s"], times["2"]["samples_s"], strict=True)
+        ),
         "cores_used": {
             w: work[w] * len(times[w]["samples_s"]) / sum(times[w]["samples_s"]) for w in times
         },
         "dask_overhead_1_worker_s_per_cell": (walls["1"] - no_dask_wall_s) / cells,
+    }
+
+
+def _plain_processes_sweep(specs: list[Any], processes: int) -> tuple[float, float]:
+    """The sweep's cells stored by ``processes`` plain processes, no Dask: (wall s, CPU s).
+
+    Each fresh, warmed-up process (spawned; start-up untimed) stores every
+    ``processes``-th cell with :func:`_store_serially`; the wall time runs from handing out
+    the shares to the last one done, the CPU seconds are the processes' own, every thread's.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(processes + 1)
+    with context.Pool(processes, initializer=_warm_process, initargs=(ready,)) as pool:
+        ready.wait()  # every process is up and warm
+        with tempfile.TemporaryDirectory(prefix="cq-process-sweep-") as folder:
+            shares = [(specs[first::processes], folder) for first in range(processes)]
+            start = time.perf_counter()
+            seconds = pool.starmap(_store_serially, shares, chunksize=1)
+            wall = time.perf_counter() - start
+    return wall, sum(seconds)
+
+
+def _plain_summary(walls: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, Any]:
+    """The sweep's ceiling on this machine: its cells stored by 1 and by 2 plain processes.
+
+    No scheduler, no driver work. What keeps ``speedup_2_vs_1`` below 2 here caps the Dask
+    sweep too: one process already keeps more than one core busy (``cores_used``, CPU
+    seconds over wall seconds: Zarr compresses and writes a store's chunks on a pool of
+    threads), and two processes share the machine's memory system. ``round_speedups``: the
+    1-over-2 ratio of each round (the two sweeps ran next to each other), robust to slow
+    phases of the machine; ``speedup_2_vs_1`` is least over least, as for the Dask sweeps.
+    """
+    times = {n: timing_summary(runs) for n, runs in walls.items()}
+    rounds = [one / two for one, two in zip(walls["1"], walls["2"], strict=True)]
+    return {
+        "what": "the same cells, split over plain processes without Dask (the ceiling)",
+        "wall_s": {n: entry["min_s"] for n, entry in times.items()},
+        "median_wall_s": {n: entry["median_s"] for n, entry in times.items()},
+        "samples_s": walls,
+        "speedup_2_vs_1": times["1"]["min_s"] / times["2"]["min_s"],
+        "round_speedups": rounds,
+        "median_round_speedup": statistics.median(rounds),
+        "cpu_s_per_sweep": {n: sum(runs) / len(runs) for n, runs in cpu.items()},
+        "cores_used": {n: sum(cpu[n]) / sum(walls[n]) for n in walls},
     }
 
 
