@@ -171,9 +171,9 @@ def dask_sweep(
     scheduler, the ceiling of the Dask ratio. Wall seconds, least of ``repeats``; also the
     median over rounds of each round's own 1-over-2 ratio (``median_round_speedup``).
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    from cq_core.cells import CellSpec
+    from cq_core.cells import CellSpec, local_cluster
 
     base = SEED_WORKLOAD
     specs = [
@@ -222,14 +222,7 @@ def dask_sweep(
         for round_index in range(repeats):
             for workers in (1, 2) if round_index % 2 == 0 else (2, 1):
                 with (
-                    LocalCluster(
-                        n_workers=workers,
-                        threads_per_worker=1,
-                        processes=kind == "processes",
-                        dashboard_address="127.0.0.1:0",
-                        worker_dashboard_address="127.0.0.1:0",
-                        silence_logs=logging.ERROR,
-                    ) as cluster,
+                    local_cluster(workers, processes=kind == "processes") as cluster,
                     Client(cluster, set_as_default=False) as client,
                 ):
                     client.run(_warm_worker)
