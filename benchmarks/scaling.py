@@ -41,6 +41,8 @@ DASK_SIGMAS = (0.02, 0.025)
 """σ values of the Dask sweep (2 σ × 4 seeds = 8 cells)."""
 DASK_SEEDS = (0, 1, 2, 3)
 """Seeds of the Dask sweep."""
+WARM_UP_TIMEOUT_S = 120.0
+"""Seconds the plain-process sweep waits for its processes to start and warm up."""
 
 
 def _seed_like(n_traj: int, n_steps: int) -> Workload:
@@ -282,7 +284,7 @@ def _store_serially(specs: list[Any], folder: str) -> float:
 def _warm_process(ready: Any) -> None:
     """Pool initializer: warm up like a Dask worker, then wait until every process has."""
     warm_up(SEED_WORKLOAD)
-    ready.wait()
+    ready.wait(timeout=WARM_UP_TIMEOUT_S)
 
 
 def _store_cells(
@@ -383,7 +385,7 @@ def _plain_processes_sweep(specs: list[Any], processes: int) -> tuple[float, flo
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(processes + 1)
     with context.Pool(processes, initializer=_warm_process, initargs=(ready,)) as pool:
-        ready.wait()  # every process is up and warm
+        ready.wait(timeout=WARM_UP_TIMEOUT_S)  # every process is up and warm (or it raises)
         with tempfile.TemporaryDirectory(prefix="cq-process-sweep-") as folder:
             shares = [(specs[first::processes], folder) for first in range(processes)]
             start = time.perf_counter()

@@ -280,11 +280,12 @@ def local_cluster(workers: int, *, processes: bool) -> Iterator[Any]:
 
     Worker processes (``processes=True``) start under :data:`LOCAL_WORKER_PROCESS_CONFIG`;
     ``processes=False`` runs the workers as threads of this process. Its dashboards listen on
-    ``127.0.0.1`` at free ports.
+    ``127.0.0.1`` at free ports. ``workers`` must be an integer ≥ 1 (else ``ValueError``).
     """
     import dask
     from distributed import LocalCluster
 
+    workers = _positive_int("workers", workers)
     with dask.config.set(LOCAL_WORKER_PROCESS_CONFIG):  # read when the nannies are made
         cluster = LocalCluster(
             n_workers=workers,
@@ -311,9 +312,9 @@ def dask_client(
 
     Without an address, a :func:`local_cluster` of ``threads`` single-threaded workers is
     started (in this process when ``processes`` is false) and closed on exit. With an
-    address, the client connects to that scheduler,
-    giving up after ``connect_timeout`` seconds with a ``ConnectionError`` naming the address,
-    and waits at most ``worker_timeout`` seconds for a worker.
+    address, the client connects to that scheduler, giving up after ``connect_timeout``
+    seconds with a ``ConnectionError`` naming the address, and waits at most
+    ``worker_timeout`` seconds for a worker.
     """
     from distributed import Client
 

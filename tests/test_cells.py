@@ -215,6 +215,13 @@ def test_local_worker_processes_keep_glibc_adaptive_malloc():
     assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_")
 
 
+@pytest.mark.parametrize("workers", [0, -1, 1.5, "2"])
+def test_a_local_cluster_needs_a_positive_whole_number_of_workers(workers):
+    with pytest.raises(ValueError, match=r"workers must be an integer >= 1"):
+        with cells.local_cluster(workers, processes=False):
+            pass
+
+
 # ------------------------------------------------------------------------- atomic write
 
 
