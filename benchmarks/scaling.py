@@ -256,10 +256,10 @@ def dask_sweep(
         for at_once in (False, True):
             order = "all cells at once" if at_once else "cells one after another, one client"
             suffix = "-at-once" if at_once else ""
-            timed = {str(w): times[f"{w}{suffix}"] for w in (1, 2)}
+            order_times = {str(w): times[f"{w}{suffix}"] for w in (1, 2)}
             cpu = {str(w): thread_cpu[w, at_once] for w in (1, 2)}
             result["clusters"][f"{kind}, {order}"] = _sweep_summary(
-                kind, timed, cpu, used, result["no_dask_wall_s"], len(specs)
+                kind, order_times, cpu, used, result["no_dask_wall_s"], len(specs)
             )
     if plain_walls["1"]:
         result["plain_processes"] = _plain_summary(plain_walls, plain_cpu)
@@ -346,7 +346,7 @@ def _sweep_summary(
     ``worker_cpu`` is the workers' CPU over every sweep on that cluster (both orders), so
     the per-sweep worker CPU is their mean. For threads the workers are this process.
     """
-    walls = {workers: entry["min_s"] for workers, entry in times.items()}
+    ratios = _two_versus_one(times)
     driver = {w: sum(cpu) / len(cpu) for w, cpu in driver_cpu.items()}
     runs = {w: 2 * len(driver_cpu[w]) for w in driver_cpu}  # both orders ran on each cluster
     if kind == "processes":
@@ -359,17 +359,28 @@ def _sweep_summary(
         "driver_cpu_s_per_sweep": driver,
         "worker_cpu_s_per_sweep": work,
         "speedup_expected_on_2_free_cores": estimate,
-        "wall_s": walls,
-        "median_wall_s": {workers: entry["median_s"] for workers, entry in times.items()},
-        "speedup_2_vs_1": walls["1"] / walls["2"],
-        "median_round_speedup": statistics.median(
-            one / two
-            for one, two in zip(times["1"]["samples_s"], times["2"]["samples_s"], strict=True)
-        ),
+        **ratios,
         "cores_used": {
             w: work[w] * len(times[w]["samples_s"]) / sum(times[w]["samples_s"]) for w in times
         },
-        "dask_overhead_1_worker_s_per_cell": (walls["1"] - no_dask_wall_s) / cells,
+        "dask_overhead_1_worker_s_per_cell": (ratios["wall_s"]["1"] - no_dask_wall_s) / cells,
+    }
+
+
+def _two_versus_one(times: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Wall seconds of a sweep run 1- and 2-way (``times``: :func:`timing_summary` of each,
+    samples in round order) and the speed-up, both least over least (``speedup_2_vs_1``) and
+    as the median of each round's own ratio, its two runs having been next to each other
+    (``median_round_speedup``, robust to slow phases of the machine)."""
+    rounds = [
+        one / two for one, two in zip(times["1"]["samples_s"], times["2"]["samples_s"], strict=True)
+    ]
+    return {
+        "wall_s": {n: entry["min_s"] for n, entry in times.items()},
+        "median_wall_s": {n: entry["median_s"] for n, entry in times.items()},
+        "speedup_2_vs_1": times["1"]["min_s"] / times["2"]["min_s"],
+        "round_speedups": rounds,
+        "median_round_speedup": statistics.median(rounds),
     }
 
 
@@ -400,20 +411,13 @@ def _plain_summary(walls: dict[str, list[float]], cpu: dict[str, list[float]]) -
     No scheduler, no driver work. What keeps ``speedup_2_vs_1`` below 2 here caps the Dask
     sweep too: one process already keeps more than one core busy (``cores_used``, CPU
     seconds over wall seconds: Zarr compresses and writes a store's chunks on a pool of
-    threads), and two processes share the machine's memory system. ``round_speedups``: the
-    1-over-2 ratio of each round (the two sweeps ran next to each other), robust to slow
-    phases of the machine; ``speedup_2_vs_1`` is least over least, as for the Dask sweeps.
+    threads), and two processes share the machine's memory system. Ratios as for the Dask
+    sweeps (:func:`_two_versus_one`).
     """
-    times = {n: timing_summary(runs) for n, runs in walls.items()}
-    rounds = [one / two for one, two in zip(walls["1"], walls["2"], strict=True)]
     return {
         "what": "the same cells, split over plain processes without Dask (the ceiling)",
-        "wall_s": {n: entry["min_s"] for n, entry in times.items()},
-        "median_wall_s": {n: entry["median_s"] for n, entry in times.items()},
+        **_two_versus_one({n: timing_summary(runs) for n, runs in walls.items()}),
         "samples_s": walls,
-        "speedup_2_vs_1": times["1"]["min_s"] / times["2"]["min_s"],
-        "round_speedups": rounds,
-        "median_round_speedup": statistics.median(rounds),
         "cpu_s_per_sweep": {n: sum(runs) / len(runs) for n, runs in cpu.items()},
         "cores_used": {n: sum(cpu[n]) / sum(walls[n]) for n in walls},
     }
