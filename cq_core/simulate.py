@@ -247,9 +247,13 @@ def _integrate_compiled(
         s.saved_steps, classical_out, psi_out, status, status_step,
     )  # fmt: skip
     N, step = s.n_traj, 0
-    # one buffer for every group's noise, reused (a fresh 384 KiB array per group is an
-    # mmap and page faults each time where malloc keeps no such block, as in Dask workers)
-    group_noise = np.empty(FUSED_GROUP_TRAJECTORIES * NOISE_CHUNK_STEPS * model.n_noises)
+    # one buffer for every group's keyed noise, reused (a fresh 384 KiB array per group is
+    # an mmap and page faults each time where malloc keeps no such block, as in Dask workers)
+    group_noise = (
+        np.empty(FUSED_GROUP_TRAJECTORIES * NOISE_CHUNK_STEPS * model.n_noises)
+        if draw_rows is not None
+        else None
+    )
     while step < s.n_steps:
         chunk = min(NOISE_CHUNK_STEPS, s.n_steps - step)
         given = None  # increments from the caller come for every row at once
