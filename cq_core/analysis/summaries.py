@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .cells import atomic_write_zarr, decode_params
-from .models import get_model
-from .sweep import TRAJECTORY_DIMS, open_store
-from .version import NUMERICS_VERSION, __version__
+from ..cells import atomic_write_zarr, decode_params
+from ..models import get_model
+from ..sweep import TRAJECTORY_DIMS, open_store
+from ..version import NUMERICS_VERSION, __version__
 
 __all__ = [
     "as_sweep",
