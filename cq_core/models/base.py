@@ -82,6 +82,9 @@ class Model:
         Built-in models only: ``(code, params, table)`` describing the model to the fused
         kernels of :mod:`cq_core.compiled`. User models leave it ``None`` and run on the
         NumPy path.
+    symbolic
+        The model as SymPy expressions (:class:`cq_core.models.symbolic.SymbolicModel`) when
+        it was written from its Hamiltonian; None for a model given only as functions.
     noise_shape
         The noise kernel per unit strength: a constant ``(n, m)`` array or a function
         ``Z (N, n) -> (N, n, m)``. The run's kernel is ``sigma * noise_shape``.
@@ -115,6 +118,7 @@ class Model:
     basis_pair: tuple[int, int] | None = None
     coupled: tuple[int, ...] | None = None
     compiled_form: tuple | None = None
+    symbolic: Any = None
 
     def __post_init__(self) -> None:
         n = len(self.coord_labels)
