@@ -15,12 +15,20 @@
 
 from snakemake.utils import min_version, validate
 
+from cq_core.pipeline.config_file import check_config_files, strict_config_file
+
 # ----------------------------------------------------------------------- minimum version
 min_version("9.0")
 
 
 # ------------------------------------------------------------------------- configuration
-configfile: "config/config.yaml"
+# the config is data: every config file is read again strictly (duplicate keys, aliases and
+# YTE templates refused), then its values are checked (integers, limits, cell sizes), naming
+# the key, before anything else runs (cq_core/pipeline/config_file.py)
+configfile: strict_config_file("config/config.yaml")
+
+
+check_config_files(workflow, config)
 
 
 # ---------------------------------------------------------------------------- validation

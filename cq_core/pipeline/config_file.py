@@ -1,0 +1,196 @@
+"""Strict reading of the pipeline's configuration files: a config file is data, never code.
+
+Snakemake reads every config file itself (``configfile:`` in the Snakefile, and each
+``--configfile``) with YAML's ``FullLoader`` and its YTE templating, and deep-merges them. The
+Snakefile then calls :func:`check_config_files`, which reads every one of those files again,
+strictly, and checks the merged values (:mod:`cq_core.pipeline.config_values`), before any
+other check or job runs:
+
+* a duplicate key in one mapping is refused (YAML and JSON would keep the last one silently);
+* YAML aliases (``*name``) are refused where they are met, before anything is expanded (an
+  "alias bomb" of nested aliases would otherwise grow exponentially when printed or walked);
+* ``__use_yte__`` (Snakemake's YTE templates, whose ``?expressions`` are Python) is refused,
+  as are YAML's Python tags (``!!python/...``): only plain YAML types are read;
+* a file larger than :data:`MAX_FILE_BYTES`, an integer longer than :data:`MAX_INT_DIGITS`
+  digits and a document that is not a mapping are refused.
+
+Every message names the file and the line, and echoes a value only through :func:`shown`,
+which cuts it to :data:`MAX_SHOWN` characters. The files given with ``--configfile`` are read
+by Snakemake before the Snakefile runs, so a YTE expression in one of them has already been
+evaluated when it is refused here (config/README.md says so);
+:func:`strict_config_file` checks the Snakefile's own ``configfile:`` before Snakemake reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config_values import check_config_values, shown
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_INT_DIGITS",
+    "check_config_files",
+    "load_config_file",
+    "strict_config_file",
+]
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest config file read (1 MiB; the default config is ~6 KiB)."""
+MAX_INT_DIGITS = 40
+"""Longest integer read (digits): 2**63 − 1, the largest seed, has 19."""
+YTE_KEY = "__use_yte__"
+
+
+def _error(path: str | os.PathLike, mark: Any, message: str) -> ValueError:
+    where = f", line {mark.line + 1}" if mark is not None else ""
+    return ValueError(f"invalid config file {shown(str(path))}{where}: {message}")
+
+
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader with no aliases, no duplicate keys and bounded integers."""
+
+    path: str = "<config>"
+
+    def compose_node(self, parent, index):  # noqa: D102 - PyYAML's hook
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _error(
+                self.path,
+                event.start_mark,
+                f"YAML alias *{shown(event.anchor)}: aliases are not allowed in a config file "
+                "(write the value out)",
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML's hook
+        self.flatten_mapping(node)
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise _error(
+                    self.path, key_node.start_mark, "a mapping key must be a scalar"
+                ) from None
+            if key in seen:
+                raise _error(
+                    self.path,
+                    key_node.start_mark,
+                    f"duplicate key {shown(key)} (first on line {seen[key].line + 1}); "
+                    "each key may appear once in a mapping",
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):  # noqa: D102 - PyYAML's hook
+        digits = sum(character.isdigit() for character in str(node.value))
+        if digits > MAX_INT_DIGITS:
+            raise _error(
+                self.path,
+                node.start_mark,
+                f"an integer of {digits} digits; integers in a config file have at most "
+                f"{MAX_INT_DIGITS} digits",
+            )
+        return super().construct_yaml_int(node)
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+
+
+def _json_pairs(path: str | os.PathLike):
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        mapping: dict[str, Any] = {}
+        for key, value in items:
+            if key in mapping:
+                raise _error(path, None, f"duplicate key {shown(key)} in a JSON object")
+            mapping[key] = value
+        return mapping
+
+    return pairs
+
+
+def _json_int(path: str | os.PathLike):
+    def parse(text: str) -> int:
+        if len(text.lstrip("-")) > MAX_INT_DIGITS:
+            raise _error(
+                path,
+                None,
+                f"an integer of {len(text.lstrip('-'))} digits; integers in a config file have "
+                f"at most {MAX_INT_DIGITS} digits",
+            )
+        return int(text)
+
+    return parse
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read one config file (YAML, or JSON as Snakemake also accepts) strictly.
+
+    Returns the top-level mapping. Raises ``ValueError`` naming the file (and the line, for
+    YAML) on: a file over :data:`MAX_FILE_BYTES`, a duplicate key, an alias, a Python tag or
+    any other non-plain YAML, an integer over :data:`MAX_INT_DIGITS` digits, a top-level
+    ``__use_yte__`` key, or a document that is not a mapping.
+    """
+    size = os.path.getsize(path)
+    if size > MAX_FILE_BYTES:
+        raise _error(path, None, f"{size} bytes; a config file has at most {MAX_FILE_BYTES}")
+    text = Path(path).read_bytes().decode("utf-8", errors="strict")
+    document: Any
+    try:
+        # Snakemake tries JSON first, then YAML: so do we (JSON's NaN/Infinity included)
+        document = json.loads(text, object_pairs_hook=_json_pairs(path), parse_int=_json_int(path))
+    except json.JSONDecodeError:
+        loader = StrictLoader(text)
+        loader.path = str(path)
+        try:
+            document = loader.get_single_data()
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise _error(path, mark, f"not plain YAML data: {shown(problem, 200)}") from None
+        finally:
+            loader.dispose()
+    if not isinstance(document, dict):
+        raise _error(path, None, "the file must hold a mapping of keys at its top level")
+    if YTE_KEY in document:
+        raise _error(
+            path,
+            None,
+            f"{YTE_KEY}: YTE templates evaluate Python expressions; a cq-sweep config is data "
+            "only (remove the key and write the values out)",
+        )
+    return document
+
+
+def strict_config_file(path: str | os.PathLike) -> str:
+    """Check the Snakefile's ``configfile:`` (if present) before Snakemake reads it; return it.
+
+    Used as ``configfile: strict_config_file("config/config.yaml")``: a YTE template, a
+    duplicate key or an alias in that file is refused before Snakemake evaluates anything.
+    """
+    if os.path.exists(path):
+        load_config_file(path)
+    return str(path)
+
+
+def check_config_files(workflow: Any, config: Mapping[str, Any]) -> None:
+    """Read every config file Snakemake was given strictly, then check the merged config.
+
+    Called by the Snakefile right after ``configfile:``. The files are
+    ``workflow.configfiles``: each ``--configfile`` of the command line and the Snakefile's
+    own ``configfile:`` (Snakemake 9). Then :func:`check_config_values` checks the merged
+    ``config`` against config/schema.yaml (beside the Snakefile) and the limits the jobs
+    impose. Raises ``ValueError`` naming the file and line, or the key.
+    """
+    for path in dict.fromkeys(str(p) for p in workflow.configfiles):
+        if os.path.exists(path):
+            load_config_file(path)
+    check_config_values(config, Path(workflow.basedir) / "config" / "schema.yaml")
