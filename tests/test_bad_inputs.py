@@ -60,11 +60,9 @@ def leaky(lam: float = 1.0) -> Model:
 
 
 def schema_key(*path: str | int) -> str:
-    """Regex of the key as a schema check names it: Snakemake's validate
-    (``On instance['sweeps']['tiny']…``) or the Snakefile's config check (``sweeps.tiny.…``)."""
+    """Regex of the key as Snakemake's validate names it: ``On instance['sweeps']['tiny']…``."""
     parts = "".join(rf"\[{p}\]" if isinstance(p, int) else rf"\['{p}'\]" for p in path)
-    dotted = "".join(rf"\[{p}\]" if isinstance(p, int) else rf"\.{p}" for p in path)
-    return rf"(On instance\['sweeps'\]\['tiny'\]{parts}|sweeps\.tiny{dotted}(?![\w.\[]))"
+    return r"On instance\['sweeps'\]\['tiny'\]" + parts
 
 
 class Case(NamedTuple):

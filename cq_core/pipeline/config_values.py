@@ -106,19 +106,23 @@ def _check_schema(config: Mapping[str, Any], schema_path: str | os.PathLike) -> 
         error = error.parent  # "none of the alternatives", not the closest one's complaint
     key = _dotted(error.absolute_path)
     rule = error.schema.get("description") if isinstance(error.schema, Mapping) else None
+    if isinstance(rule, str) and rule:
+        rule = rule[0].lower() + rule[1:].rstrip(".")
     if "propertyNames" in error.schema_path:
         key = f"{key} (a name in it)"
     if error.validator == "pattern":
-        rule = rule or f"must match {error.validator_value}"
-        raise _fail(key, f"got {shown(error.instance)}; {rule}")
-    if error.validator in ("anyOf", "oneOf") and rule:
-        raise _fail(key, f"got {shown(error.instance)} ({type(error.instance).__name__}); {rule}")
-    message = error.message
-    if len(message) > 3 * MAX_SHOWN:
-        message = message.replace(repr(error.instance), shown(error.instance))
+        message = f"got {shown(error.instance)}; {rule or 'must match ' + error.validator_value}"
+    elif error.validator in ("anyOf", "oneOf") and rule:
+        message = f"got {shown(error.instance)} ({type(error.instance).__name__}); {rule}"
+    else:
+        message = error.message
+        if len(message) > 3 * MAX_SHOWN:
+            message = message.replace(repr(error.instance), shown(error.instance))
         if len(message) > 3 * MAX_SHOWN:
             message = f"{shown(error.instance)} fails the schema's {error.validator!r} check"
-    raise _fail(key, message)
+    # the key also as JSON Schema tools (and Snakemake's validate) write it
+    where = "".join(f"[{shown(part)}]" for part in error.absolute_path)
+    raise _fail(key, f"{message} (On instance{where})")
 
 
 def _check_integer(key: str, value: Any) -> None:
