@@ -125,6 +125,13 @@ def _check_schema(config: Mapping[str, Any], schema_path: str | os.PathLike) -> 
     raise _fail(key, f"{message} (On instance{where})")
 
 
+def _lookup(block: Any, path: tuple[str, ...]) -> Any:
+    """``block[path[0]][path[1]]…``, or None where a key is absent (the default applies)."""
+    for part in path:
+        block = block.get(part) if isinstance(block, Mapping) else None
+    return block
+
+
 def _check_integer(key: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         hint = f" (write {int(value)}, not {value!r})" if _whole_float(value) else ""
@@ -232,11 +239,8 @@ def check_config_values(config: Mapping[str, Any], schema_path: str | os.PathLik
     """
     _check_schema(config, schema_path)
     for path, key in INTEGER_KEYS.items():
-        block: Any = config
-        for part in path:
-            block = block.get(part) if isinstance(block, Mapping) else None
-        if block is not None:
-            _check_integer(key, block)
+        if (value := _lookup(config, path)) is not None:
+            _check_integer(key, value)
     _check_results(config.get("results"))
     dask = config.get("dask") or {}
     for name in ("connect_timeout", "worker_timeout"):
@@ -247,11 +251,8 @@ def check_config_values(config: Mapping[str, Any], schema_path: str | os.PathLik
     for name, sweep in (config.get("sweeps") or {}).items():
         key = f"sweeps.{name}"
         for path in SWEEP_INTEGER_KEYS:
-            block = sweep
-            for part in path:
-                block = block.get(part) if isinstance(block, Mapping) else None
-            if block is not None:
-                _check_integer(f"{key}.{'.'.join(path)}", block)
+            if (value := _lookup(sweep, path)) is not None:
+                _check_integer(f"{key}.{'.'.join(path)}", value)
         for i, seed in enumerate(sweep.get("seeds", [])):
             _check_integer(f"{key}.seeds[{i}]", seed)
             if seed > MAX_SEED:
