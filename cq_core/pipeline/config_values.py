@@ -97,7 +97,8 @@ def _check_schema(config: Mapping[str, Any], schema_path: str | os.PathLike) -> 
     """The first error of ``config`` against the JSON Schema, with the value cut short."""
     from jsonschema import exceptions, validators
 
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built (faster)
+    schema = yaml.load(Path(schema_path).read_text(encoding="utf-8"), Loader=loader)
     validator = validators.validator_for(schema)(schema)
     error = exceptions.best_match(validator.iter_errors(config))
     if error is None:
