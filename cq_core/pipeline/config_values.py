@@ -123,7 +123,7 @@ def _check_schema(config: Mapping[str, Any], schema_path: str | os.PathLike) -> 
             message = f"{shown(error.instance)} fails the schema's {error.validator!r} check"
     # the key also as JSON Schema tools (and Snakemake's validate) write it
     where = "".join(f"[{shown(part)}]" for part in error.absolute_path)
-    raise _fail(key, f"{message} (On instance{where})")
+    raise _fail(key, f"{message} (On instance{where})" if where else message)
 
 
 def _lookup(block: Any, path: tuple[str, ...]) -> Any:

@@ -157,6 +157,7 @@ REFUSED = [
     # unbounded values are never echoed whole
     (tiny(method="x" * 5000), "sweeps.tiny.method", "(5002 characters)"),
     (tiny(model="x" * 5000), "sweeps.tiny.model", "(5002 characters)"),
+    ({"x" * 5000: 1}, "(top level)", "fails the schema's 'additionalProperties' check"),
 ]  # fmt: skip
 
 
@@ -347,6 +348,14 @@ def test_yte_in_a_configfile_option_runs_before_the_workflow_can_refuse_it(workf
     code, output, rss = dry_run(workflow, "--configfile", str(override))
     assert_refused(workflow, code, output, rss, "__use_yte__: YTE templates evaluate Python")
     assert marker.exists()
+
+
+def test_a_huge_integer_in_a_configfile_option_stops_snakemake_itself(workflow, tmp_path):
+    # Snakemake parses --configfile files before the Snakefile: Python's own limit stops it
+    # there (config/README.md says so); nothing is planned or written
+    override = write(tmp_path, "base_seed: " + "7" * 5000 + "\n")
+    code, output, rss = dry_run(workflow, "--configfile", str(override))
+    assert_refused(workflow, code, output, rss, "Exceeds the limit (4300 digits)")
 
 
 def test_a_huge_integer_in_the_workflow_config_is_refused_cleanly(tmp_path):
