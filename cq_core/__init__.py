@@ -13,6 +13,7 @@ from .integrators import QUANTUM_STEPS
 from .models import MODELS, Model, available_models, get_model, params_to_json
 from .noise import BrownianIncrements, trajectory_generator
 from .simulate import STATUS_CODES, Trajectories, integrate, simulate, to_dataset
+from .solver.master_equation import solve_master_equation
 from .sweep import open_sweep
 from .validity import METHODS, MODES, RunSettings, check_noise_covers_backreaction, check_run
 from .version import NUMERICS_VERSION, __version__
@@ -37,6 +38,7 @@ __all__ = [
     "open_sweep",
     "params_to_json",
     "simulate",
+    "solve_master_equation",
     "to_dataset",
     "trajectory_generator",
 ]
