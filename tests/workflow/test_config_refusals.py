@@ -215,6 +215,9 @@ FILE_REFUSALS = [
     ('{"base_seed": ' + "9" * 5000 + "}", "an integer of 5000 digits"),
     ("base_seed: " + "1" * 41 + "\n", "an integer of 41 digits"),
     ("- a\n- b\n", "a mapping of keys at its top level"),
+    ("a: " + "[" * 17 + "]" * 17 + "\n", "nested more than 16 levels deep"),
+    ("a: " + "[" * 10**5 + "]" * 10**5 + "\n", "not plain YAML data: 'exceeded maximum nesting"),
+    ('{"a": ' + "[" * 10**5 + "]" * 10**5 + "}", "nested more than 16 levels deep"),
     ("results: r\n# " + "x" * (1 << 20) + "\n", "a config file has at most 1048576"),
 ]
 
