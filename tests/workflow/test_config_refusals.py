@@ -143,6 +143,8 @@ REFUSED = [
     ({"sweeps": {"a" * 65: TINY["sweeps"]["tiny"]}}, "sweeps (a name in it)", "1 to 64"),
     ({"sweeps": {"a" * 300: TINY["sweeps"]["tiny"]}}, "sweeps (a name in it)", "characters)"),
     ({"figures": {"tradeoff": ["tiny\n"]}}, "figures.tradeoff[0]", "a sweep name"),
+    (tiny(analysis={"mean_field": "m" * 5000}), "sweeps.tiny.analysis.mean_field",
+     "(5002 characters)"),
     (tiny(params={"lam\n": 1.0}), "sweeps.tiny.params (a name in it)", "identifier"),
     ({"results": "r{x}"}, "results", "no braces"),
     ({"results": "-r"}, "results", "no leading `-`"),
