@@ -12,12 +12,13 @@ other check or job runs:
 * ``__use_yte__`` (Snakemake's YTE templates, whose ``?expressions`` are Python) is refused,
   as are YAML's Python tags (``!!python/...``): only plain YAML types are read;
 * a file larger than :data:`MAX_FILE_BYTES`, an integer longer than :data:`MAX_INT_DIGITS`
-  digits and a document that is not a mapping are refused.
+  digits, nesting deeper than :data:`MAX_DEPTH` levels and a document that is not a mapping
+  are refused.
 
-Every message names the file and the line, and echoes a value only through :func:`shown`,
-which cuts it to :data:`MAX_SHOWN` characters. The files given with ``--configfile`` are read
-by Snakemake before the Snakefile runs, so a YTE expression in one of them has already been
-evaluated when it is refused here (config/README.md says so);
+Every message names the file (and, for YAML, the line), and echoes a value only through
+:func:`shown`, which cuts it to :data:`MAX_SHOWN` characters. The files given with
+``--configfile`` are read by Snakemake before the Snakefile runs, so a YTE expression in one
+of them has already been evaluated when it is refused here (config/README.md says so);
 :func:`strict_config_file` checks the Snakefile's own ``configfile:`` before Snakemake reads it.
 """
 
@@ -34,6 +35,7 @@ import yaml
 from .config_values import check_config_values, shown
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_FILE_BYTES",
     "MAX_INT_DIGITS",
     "check_config_files",
@@ -45,6 +47,8 @@ MAX_FILE_BYTES = 1 << 20
 """Largest config file read (1 MiB; the default config is ~6 KiB)."""
 MAX_INT_DIGITS = 40
 """Longest integer read (digits): 2**63 − 1, the largest seed, has 19."""
+MAX_DEPTH = 16
+"""Most levels of nested mappings and lists (the schema's deepest key has 5; a matrix 2 more)."""
 YTE_KEY = "__use_yte__"
 
 
@@ -125,6 +129,19 @@ def _refuse_aliases(root: yaml.Node, path: str | os.PathLike) -> None:
                 stack.extend(((key, node), (value, node)))
 
 
+def _refuse_depth(document: Any, path: str | os.PathLike) -> None:
+    """Refuse mappings and lists nested more than :data:`MAX_DEPTH` levels (walked without
+    recursion, so that the checks after this one may recurse)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise _error(path, None, f"nested more than {MAX_DEPTH} levels deep")
+            stack.extend((child, depth + 1) for child in children)
+
+
 def _json_pairs(path: str | os.PathLike):
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         mapping: dict[str, Any] = {}
@@ -167,6 +184,8 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         # Snakemake tries JSON first, then YAML: so do we (JSON's NaN/Infinity included)
         document = json.loads(text, object_pairs_hook=_json_pairs(path), parse_int=_json_int(path))
+    except RecursionError:
+        raise _error(path, None, f"nested more than {MAX_DEPTH} levels deep") from None
     except json.JSONDecodeError:
         loader = StrictLoader(text)
         loader.path = str(path)
@@ -184,6 +203,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
             loader.dispose()
     if not isinstance(document, dict):
         raise _error(path, None, "the file must hold a mapping of keys at its top level")
+    _refuse_depth(document, path)
     if YTE_KEY in document:
         raise _error(
             path,

@@ -143,6 +143,8 @@ REFUSED = [
     ({"sweeps": {"a" * 65: TINY["sweeps"]["tiny"]}}, "sweeps (a name in it)", "1 to 64"),
     ({"sweeps": {"a" * 300: TINY["sweeps"]["tiny"]}}, "sweeps (a name in it)", "characters)"),
     ({"figures": {"tradeoff": ["tiny\n"]}}, "figures.tradeoff[0]", "a sweep name"),
+    (tiny(analysis={"mean_field": "m" * 5000}), "sweeps.tiny.analysis.mean_field",
+     "(5002 characters)"),
     (tiny(params={"lam\n": 1.0}), "sweeps.tiny.params (a name in it)", "identifier"),
     ({"results": "r{x}"}, "results", "no braces"),
     ({"results": "-r"}, "results", "no leading `-`"),
@@ -215,6 +217,9 @@ FILE_REFUSALS = [
     ('{"base_seed": ' + "9" * 5000 + "}", "an integer of 5000 digits"),
     ("base_seed: " + "1" * 41 + "\n", "an integer of 41 digits"),
     ("- a\n- b\n", "a mapping of keys at its top level"),
+    ("a: " + "[" * 17 + "]" * 17 + "\n", "nested more than 16 levels deep"),
+    ("a: " + "[" * 10**5 + "]" * 10**5 + "\n", "not plain YAML data: 'exceeded maximum nesting"),
+    ('{"a": ' + "[" * 10**5 + "]" * 10**5 + "}", "nested more than 16 levels deep"),
     ("results: r\n# " + "x" * (1 << 20) + "\n", "a config file has at most 1048576"),
 ]
 
@@ -286,7 +291,6 @@ def assert_refused(workdir: Path, code: int, output: str, rss: int, *says: str) 
 DRY_RUN_REFUSALS = [  # one per kind of check (each costs a Snakemake start-up)
     ("dask: {block_size: 1000.0}\n", "invalid config: dask.block_size: must be an integer"),
     ("sweeps: {tiny: {seeds: [1.0e+300]}}\n", "invalid config: sweeps.tiny.seeds[0]: "),
-    ("dask: {connect_timeout: .nan}\n", "invalid config: dask.connect_timeout: must be a finite"),
     ("dask: {scheduler_address: 'tcp//x:1'}\n", "invalid config: dask.scheduler_address: "),
     (
         "sweeps: {tiny: {t_final: 3.0e+4, dt: 1.0e-4, save_every: 1}}\n",
@@ -313,15 +317,6 @@ def test_the_dry_run_refuses_before_any_work(workflow, tmp_path, text, says):
     override = write(tmp_path, text)
     code, output, rss = dry_run(workflow, "--configfile", str(override))
     assert_refused(workflow, code, output, rss, says)
-
-
-def test_a_long_sweep_name_is_refused_with_a_bounded_message(workflow, tmp_path):
-    name = "a" * 300
-    sweep = copy.deepcopy(TINY["sweeps"]["tiny"])
-    override = write(tmp_path, yaml.safe_dump({"sweeps": {name: sweep}}))
-    code, output, rss = dry_run(workflow, "--configfile", str(override))
-    assert_refused(workflow, code, output, rss, "invalid config: sweeps (a name in it): ")
-    assert name not in output  # echoed cut short, never whole
 
 
 def test_yte_in_the_workflow_config_is_refused_before_it_runs(tmp_path):
