@@ -38,15 +38,29 @@ __all__ = ["solve_master_equation", "PhaseSpaceGrid", "phase_space_grid"]
 MAX_LEVELS = 4
 
 
+def _diagonal_velocities(face: FaceVelocity, diagonal: bool) -> FaceVelocity | None:
+    """The element weights ``½(v_a + v_b)`` of a face velocity that is diagonal (always for
+    diagonal models; for full models when every V± is diagonal, as for ``linear`` with
+    omega ≠ 0, whose H_I alone is not), else None."""
+    if diagonal:
+        return face
+    out = []
+    for V in (face.plus, face.minus):
+        v = np.real(np.einsum("...aa->...a", V))
+        if not np.allclose(V, v[..., :, None] * np.eye(V.shape[-1]), rtol=0, atol=1e-14):
+            return None
+        out.append(0.5 * (v[..., :, None] + v[..., None, :]))
+    return FaceVelocity(out[0], out[1], face.max_speed)
+
+
 def _real_weights(face: FaceVelocity, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Diagonal models: the element weights (faces, other, d, d) repeated for the real and
-    imaginary parts of the complex128 view, shape (faces, other, 2d²)."""
+    """The element weights (faces, other, d, d) repeated for the real and imaginary parts of
+    the complex128 view, shape (faces, other, 2d²), laid out as the compiled kernel reads them."""
     shape = face.plus.shape[:2]
     weights = [np.repeat(w, 2, axis=-1).reshape(*shape, -1) for w in (face.plus, face.minus)]
     if axis == 0:  # q faces: the face axis goes second, as the kernel reads rows
         weights = [w.transpose(1, 0, 2) for w in weights]
     return tuple(np.ascontiguousarray(w) for w in weights)
-
 
 def _advect(rho: np.ndarray, ops: GridOperators, grid: PhaseSpaceGrid, dt: float, weights):
     """One SSP-RK2 (Heun) step of the advection; returns (ϱ, mass that left (d, d)).
@@ -96,8 +110,8 @@ def _apply_local(rho: np.ndarray, prop: np.ndarray, diagonal: bool) -> np.ndarra
     if diagonal:
         return rho * prop
     shape = rho.shape
-    flat = rho.reshape(*shape[:2], -1)
-    return np.einsum("qpij,qpj->qpi", prop, flat).reshape(shape)
+    flat = rho.reshape(*shape[:2], -1, 1)
+    return np.matmul(prop, flat).reshape(shape)
 
 
 def _initial_density(model: Model, grid: PhaseSpaceGrid) -> np.ndarray:
@@ -191,7 +205,10 @@ def solve_master_equation(
         decoherence_factor=_decoherence_factor,
     )
     diag = model.diagonal
-    weights = (_real_weights(ops.q_faces, 0), _real_weights(ops.p_faces, 1)) if diag else None
+    faces = [_diagonal_velocities(f, diag) for f in (ops.q_faces, ops.p_faces)]
+    weights = None
+    if faces[0] is not None and faces[1] is not None:
+        weights = (_real_weights(faces[0], 0), _real_weights(faces[1], 1))
     speed = ops.q_faces.max_speed / grid.dq + ops.p_faces.max_speed / grid.dp
     interval = t_final / (n_times - 1)
     steps = max(1, math.ceil(interval * speed / cfl))

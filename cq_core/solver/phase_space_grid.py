@@ -64,6 +64,13 @@ class PhaseSpaceGrid:
     def shape(self) -> tuple[int, int]:
         return len(self.q_edges) - 1, len(self.p_edges) - 1
 
+    def coarsened(self) -> PhaseSpaceGrid:
+        """The grid with every second edge (half the cells per side; even counts only): the
+        reference grid for an estimate of the discretisation error."""
+        if any(n % 2 for n in self.shape):
+            raise ValueError(f"coarsened needs an even number of cells per side, got {self.shape}")
+        return PhaseSpaceGrid(self.q_edges[::2], self.p_edges[::2])
+
 
 def _points(q: np.ndarray, p: np.ndarray) -> np.ndarray:
     """All (q, p) pairs of two 1-d arrays, q-major: shape (len(q)·len(p), 2)."""
