@@ -249,3 +249,24 @@ def test_models_of_other_shapes_are_refused():
         cq_core.solve_master_equation(
             cq_core.get_model("mass_superposition"), sigma=0.05, t_final=0.1
         )
+
+
+def test_phase_space_figures_draw_the_solution(linear_case, tmp_path):
+    from cq_core.phase_space_plots import plot_marginals, plot_phase_space
+
+    model, ensemble = linear_case
+    solution = cq_core.solve_master_equation(model, shape=(32, 32), **LINEAR_RUN)
+    figure = plot_phase_space(solution, bin_ensemble(ensemble, solution))
+    axes = figure.get_axes()
+    assert len(axes) == 6 * (LINEAR_RUN["n_times"] - 1)  # 3 rows each for solution, ensemble
+    first = np.asarray(axes[0].get_images()[0].get_array())
+    expected = np.abs(solution["rho"].isel(time=1, ket=0, bra=0).values).T
+    np.testing.assert_allclose(first, expected)
+    figure.savefig(tmp_path / "phase_space.png")
+    comparison = compare_marginals(ensemble, solution, coarsen=2)
+    figure = plot_marginals(comparison)
+    line = figure.get_axes()[0].get_lines()[0]
+    np.testing.assert_allclose(
+        line.get_ydata(), comparison["p_solution"].isel(time=1, level=0).values
+    )
+    figure.savefig(tmp_path / "marginals.png")
