@@ -62,6 +62,7 @@ def _real_weights(face: FaceVelocity, axis: int) -> tuple[np.ndarray, np.ndarray
         weights = [w.transpose(1, 0, 2) for w in weights]
     return tuple(np.ascontiguousarray(w) for w in weights)
 
+
 def _advect(rho: np.ndarray, ops: GridOperators, grid: PhaseSpaceGrid, dt: float, weights):
     """One SSP-RK2 (Heun) step of the advection; returns (ϱ, mass that left (d, d)).
 
