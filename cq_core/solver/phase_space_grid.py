@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models import Model
-from ..models.base import _always_inside
 
 __all__ = ["PhaseSpaceGrid", "phase_space_grid"]
 
@@ -80,8 +79,6 @@ def _points(q: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def _domain_edge(model: Model, lo: float, hi: float, p: float) -> tuple[float, float]:
     """Shrink [lo, hi] in q to the part of the model's domain (at momentum p) around z0[0]."""
-    if model.domain is _always_inside:
-        return lo, hi
     q0 = float(model.z0[0])
 
     def inside(q: float) -> bool:
