@@ -29,7 +29,6 @@ import xarray as xr
 from ..models import Model, params_to_json
 from ..validity import check_noise_covers_backreaction
 from ..version import __version__
-from .phase_space_advection import advection_diagonal, advection_full
 from .phase_space_grid import PhaseSpaceGrid, phase_space_grid
 from .phase_space_operators import FaceVelocity, GridOperators, grid_operators, local_propagator
 
@@ -67,6 +66,9 @@ def _advect(rho: np.ndarray, ops: GridOperators, grid: PhaseSpaceGrid, dt: float
     """One SSP-RK2 (Heun) step of the advection; returns (ϱ, mass that left (d, d)).
 
     ``weights``: the diagonal models' real weights of both axes, or None (full models)."""
+    # imported here: the compiled loop needs Numba, which ``import cq_core`` should not load
+    from .phase_space_advection import advection_diagonal, advection_full
+
     d = rho.shape[-1]
 
     def rate(x):
