@@ -270,3 +270,30 @@ def test_phase_space_figures_draw_the_solution(linear_case, tmp_path):
         line.get_ydata(), comparison["p_solution"].isel(time=1, level=0).values
     )
     figure.savefig(tmp_path / "marginals.png")
+
+
+@pytest.mark.slow
+def test_user_model_with_non_commuting_backreaction():
+    """L_p = −λσx does not commute with H_I ∋ σz: the full matrix upwind flux and the
+    superoperator exponential, held against the Kraus trajectories."""
+    sx = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=complex)
+    sz = np.diag([1.0, -1.0]).astype(complex)
+    lam = 0.7
+    model = cq_core.Model(
+        name="sigma_x_coupling",
+        params={"lam": lam},
+        coord_labels=("q", "p"),
+        level_labels=("L", "R"),
+        z0=np.array([0.1, 0.3]),
+        psi0=np.array([0.6, 0.8]),
+        hamiltonian_flow=lambda Z: np.stack([Z[:, 1], np.zeros(len(Z))], axis=1),
+        interaction_hamiltonian=lambda Z: lam * Z[:, 0, None, None] * sx + 0.5 * sz,
+        backreaction_operators=lambda Z: (-lam * sx)[None, None],
+        noise_shape=np.array([[0.0], [1.0]]),
+        diagonal=False,
+        coupled=(1,),
+    )
+    run = dict(sigma=1.0, t_final=0.6, n_times=3)
+    ensemble = _ensemble(model, n_traj=800, steps=600, **run)
+    assert max(_worst_z(model, ensemble, (32, 32), **run)) < Z_MAX
+    assert max(_worst_z(model, ensemble, (32, 32), _backreaction_sign=-1.0, **run)) > Z_MAX
