@@ -297,3 +297,14 @@ def test_user_model_with_non_commuting_backreaction():
     ensemble = _ensemble(model, n_traj=800, steps=600, **run)
     assert max(_worst_z(model, ensemble, (32, 32), **run)) < Z_MAX
     assert max(_worst_z(model, ensemble, (32, 32), _backreaction_sign=-1.0, **run)) > Z_MAX
+
+
+def test_grid_refuses_bad_edges():
+    with pytest.raises(ValueError, match="q_edges"):
+        PhaseSpaceGrid(np.array([0.0, 1.0, 1.5, 3.0, 4.0, 5.0]), np.linspace(0, 1, 9))
+    with pytest.raises(ValueError, match="p_edges"):
+        PhaseSpaceGrid(np.linspace(0, 1, 9), np.linspace(1, 0, 9))
+    with pytest.raises(ValueError, match="even number"):
+        PhaseSpaceGrid(np.linspace(0, 1, 8), np.linspace(0, 1, 9)).coarsened()
+    grid = PhaseSpaceGrid(np.linspace(0, 1, 9), np.linspace(0, 2, 17)).coarsened()
+    assert grid.shape == (4, 8) and grid.dq == pytest.approx(0.25)
