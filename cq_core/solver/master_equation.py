@@ -133,7 +133,7 @@ def _initial_density(model: Model, grid: PhaseSpaceGrid) -> np.ndarray:
     return weights[:, :, None, None] / (grid.dq * grid.dp) * np.outer(psi, psi.conj())
 
 
-def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid) -> None:
+def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid, shape) -> None:
     if model.n_classical != 2:
         raise ValueError(
             f"model {model.name!r}: solve_master_equation needs one classical degree of "
@@ -153,9 +153,23 @@ def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid) -> None:
         raise ValueError(f"n_times must be an integer ≥ 2, got {n_times!r}")
     if not (isinstance(cfl, (int, float)) and 0 < cfl <= 0.5):
         raise ValueError(f"cfl must be in (0, 0.5], got {cfl!r}")
+    if not (
+        isinstance(shape, tuple)
+        and len(shape) == 2
+        and all(isinstance(n, int) and n >= 8 for n in shape)
+    ):
+        raise ValueError(f"shape must be a tuple (Nq, Np) of integers ≥ 8, got {shape!r}")
     if grid is not None and not isinstance(grid, PhaseSpaceGrid):
         raise ValueError(f"grid must be a PhaseSpaceGrid or None, got {type(grid).__name__}")
     check_noise_covers_backreaction(model, sigma)
+    # noise on p only, independent of p: checked at z0 here, on the whole grid later
+    z = np.stack([model.z0, model.z0 + np.array([0.0, 1.0])])
+    kernel = model.noise_kernel(z)
+    if np.any(kernel[:, 0, :] != 0.0) or not np.allclose(kernel[0], kernel[1]):
+        raise ValueError(
+            f"model {model.name!r}: solve_master_equation supports noise on p only, "
+            "depending on q at most (noise_shape rows: q must be zero, p must not vary with p)"
+        )
 
 
 def solve_master_equation(
@@ -195,7 +209,7 @@ def solve_master_equation(
         q·p area); ``escaped`` (time, ket, bra): ∫ of what has left the grid or the domain;
         coordinates ``q_edge``, ``p_edge``; attrs with the model, σ, v, the step and scheme.
     """
-    _check(model, sigma, t_final, n_times, excess, cfl, grid)
+    _check(model, sigma, t_final, n_times, excess, cfl, grid, shape)
     sigma, t_final, excess = float(sigma), float(t_final), float(excess)
     if grid is None:
         grid = phase_space_grid(model, sigma=sigma, t_final=t_final, shape=shape, excess=excess)

@@ -236,6 +236,7 @@ def test_estimate_and_coherence_on_the_solution_grid(linear_case):
         (dict(sigma=1.0, n_times=1), "n_times"),
         (dict(sigma=1.0, cfl=0.9), "cfl"),
         (dict(sigma=1.0, grid="fine"), "grid"),
+        (dict(sigma=1.0, shape=(4, 64)), "shape"),
     ],
 )
 def test_bad_input_is_refused(kwargs, match):
@@ -308,3 +309,22 @@ def test_grid_refuses_bad_edges():
         PhaseSpaceGrid(np.linspace(0, 1, 8), np.linspace(0, 1, 9)).coarsened()
     grid = PhaseSpaceGrid(np.linspace(0, 1, 9), np.linspace(0, 2, 17)).coarsened()
     assert grid.shape == (4, 8) and grid.dq == pytest.approx(0.25)
+
+
+def test_noise_on_q_is_refused_before_any_work():
+    base = cq_core.get_model("linear")
+    noisy = cq_core.Model(
+        name="noisy_q",
+        params={},
+        coord_labels=("q", "p"),
+        level_labels=("L", "R"),
+        z0=base.z0,
+        psi0=base.psi0,
+        hamiltonian_flow=base.hamiltonian_flow,
+        interaction_hamiltonian=base.interaction_hamiltonian,
+        backreaction_operators=base.backreaction_operators,
+        noise_shape=np.array([[1.0, 0.0], [0.0, 1.0]]),
+        coupled=(1,),
+    )
+    with pytest.raises(ValueError, match="noise on p only"):
+        cq_core.solve_master_equation(noisy, sigma=1.0, t_final=1.0)
