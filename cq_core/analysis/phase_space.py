@@ -84,73 +84,95 @@ def _coarse_edges(edges: np.ndarray, factor: int) -> np.ndarray:
     return coarse if coarse[-1] == edges[-1] else np.append(coarse, edges[-1])
 
 
+def _binned_mass(solution: xr.Dataset, key: str, bins: np.ndarray) -> np.ndarray:
+    """∫ over each bin of ``key`` (and over the other coordinate) of the diagonal elements
+    ϱ_aa: shape (time, bins, d). The bin edges must be edges of the solution's grid."""
+    edges = solution[f"{key}_edge"].values
+    other = solution["p_edge" if key == "q" else "q_edge"].values
+    starts = np.searchsorted(edges, bins[:-1] - 1e-9 * (edges[1] - edges[0]))
+    if not np.allclose(edges[starts], bins[:-1], rtol=0, atol=1e-9 * abs(edges).max()):
+        raise ValueError(f"the reference solution's {key} grid does not nest in the solution's")
+    diag = np.real(np.einsum("tqpaa->tqpa", solution["rho"].values))
+    axis = 1 if key == "q" else 2
+    mass = diag.sum(axis=3 - axis) * (edges[1] - edges[0]) * (other[1] - other[0])
+    return np.add.reduceat(mass, starts, axis=1)
+
+
 def compare_marginals(
-    ensemble: xr.Dataset, solution: xr.Dataset, *, coarsen: int = 4, min_count: int = 20
+    ensemble: xr.Dataset,
+    solution: xr.Dataset,
+    *,
+    coarsen: int = 4,
+    min_count: int = 20,
+    reference: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """q- and p-marginals of each diagonal element ϱ_aa, solution against ensemble.
 
     Bins are ``coarsen`` grid cells wide. For a bin B the compared quantity is the mass
     ``∫_B ϱ_aa`` (the other coordinate integrated out): for the ensemble the mean of
-    ``1[Z_t ∈ B] (ρ_t)_aa`` with its standard error. Bins holding fewer than ``min_count``
-    trajectories get NaN z-scores (their error estimate is not yet normal).
+    ``1[Z_t ∈ B] (ρ_t)_aa`` with its standard error. Bins whose effective number of
+    contributing trajectories ``(Σx)²/Σx²`` is below ``min_count`` get NaN z-scores: there
+    a few trajectories dominate and the error estimate is not yet normal (e.g. the residual
+    ϱ_LL in the region of the R branch, carried by the rare trajectories not yet collapsed).
+
+    ``reference``: the same equation solved on a grid with half the cells per side (every
+    second edge of ``solution``'s; ``coarsen`` must then be even). Its difference from
+    ``solution`` on each bin is the estimated grid error ``{axis}_grid_error``, added in
+    quadrature to the standard error in the z-score.
 
     Returns a Dataset with ``{axis}_solution``, ``{axis}_estimate``, ``{axis}_se``,
-    ``{axis}_z`` (time, {axis}_bin, level) for axis in (q, p), and ``max_abs_z``.
+    ``{axis}_grid_error``, ``{axis}_z`` (time, {axis}_bin, level) for axis in (q, p), and
+    ``max_abs_z``.
     """
     rho, q, p, on_grid = ensemble_states(ensemble, solution)
     n = q.shape[1]
     levels = solution["ket"].values
     diag_est = np.real(np.einsum("tnaa->tna", rho))  # (time, trajectory, d)
-    sol_diag = np.real(np.einsum("tqpaa->tqpa", solution["rho"].values))
     out = {}
     coords = {"time": solution["time"].values, "level": levels}
-    for axis, values, key in ((0, q, "q"), (1, p, "p")):
-        edges = solution[f"{key}_edge"].values
-        cell = edges[1] - edges[0]
-        other = solution["p_edge" if key == "q" else "q_edge"].values
-        coarse = _coarse_edges(edges, coarsen)
-        # solution: cell masses summed over the other axis, then over the fine cells of a bin
-        mass = sol_diag.sum(axis=2 - axis) * cell * (other[1] - other[0])  # (t, cells, d)
-        starts = np.searchsorted(edges, coarse[:-1])
-        sol = np.add.reduceat(mass, starts, axis=1)
+    for values, key in ((q, "q"), (p, "p")):
+        coarse = _coarse_edges(solution[f"{key}_edge"].values, coarsen)
+        sol = _binned_mass(solution, key, coarse)
+        grid_error = np.zeros_like(sol)
+        if reference is not None:
+            grid_error = np.abs(sol - _binned_mass(reference, key, coarse))
         idx = np.searchsorted(coarse, values, side="right") - 1  # (t, n)
         nb = len(coarse) - 1
         onehot = (idx[..., None] == np.arange(nb)) & on_grid[..., None]  # (t, n, bins)
         x = onehot[..., None] * diag_est[:, :, None, :]  # (t, n, bins, d)
         est = x.mean(axis=1)
         se = x.std(axis=1, ddof=1) / np.sqrt(n)
-        count = onehot.sum(axis=1)[..., None]
+        with np.errstate(divide="ignore", invalid="ignore"):  # Kish's effective sample size
+            count = np.sum(x, axis=1) ** 2 / np.sum(x**2, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where((count >= min_count) & (se > SE_FLOOR), (est - sol) / se, np.nan)
+            error = np.sqrt(se**2 + grid_error**2)
+            z = np.where((count >= min_count) & (se > SE_FLOOR), (est - sol) / error, np.nan)
         dims = ("time", f"{key}_bin", "level")
         coords[f"{key}_bin"] = 0.5 * (coarse[1:] + coarse[:-1])
         out[f"{key}_solution"] = (dims, sol)
         out[f"{key}_estimate"] = (dims, est)
         out[f"{key}_se"] = (dims, se)
+        out[f"{key}_grid_error"] = (dims, grid_error)
         out[f"{key}_z"] = (dims, z)
     ds = xr.Dataset(out, coords=coords, attrs={"n_traj": n, "coarsen": coarsen})
     ds["max_abs_z"] = max(float(np.nanmax(np.abs(ds[f"{k}_z"]))) for k in ("q", "p"))
     return ds
 
 
-def compare_expectations(ensemble: xr.Dataset, solution: xr.Dataset) -> xr.Dataset:
+def compare_expectations(
+    ensemble: xr.Dataset, solution: xr.Dataset, *, reference: xr.Dataset | None = None
+) -> xr.Dataset:
     """⟨σz⟩, ⟨σx⟩, ⟨σy⟩ of the on-grid part and the escaped fraction, as time series.
 
     σ refers to the model's ``basis_pair`` (a, b): σz = ϱ_aa − ϱ_bb, σx = 2 Re ϱ_ab,
     σy = −2 Im ϱ_ab, integrated over the grid (solution) or averaged with
     ``1[on grid]`` over trajectories (ensemble, with standard errors). Returns
-    ``{name}_solution``, ``{name}_estimate``, ``{name}_se``, ``{name}_z`` (time).
+    ``{name}_solution``, ``{name}_estimate``, ``{name}_se``, ``{name}_grid_error``,
+    ``{name}_z`` (time); ``reference`` as in :func:`compare_marginals`.
     """
     a, b = solution.attrs.get("basis_pair", [0, solution.sizes["ket"] - 1])
     rho, q, p, on_grid = ensemble_states(ensemble, solution)
     n = q.shape[1]
-    area = float(
-        (solution["q_edge"][1] - solution["q_edge"][0])
-        * (solution["p_edge"][1] - solution["p_edge"][0])
-    )
-    total = solution["rho"].values.sum(axis=(1, 2)) * area  # (time, d, d)
-    d = total.shape[-1]
-    escaped = np.real(np.trace(solution["escaped"].values, axis1=1, axis2=2))
 
     def observables(r):
         return {
@@ -159,21 +181,40 @@ def compare_expectations(ensemble: xr.Dataset, solution: xr.Dataset) -> xr.Datas
             "sigma_y": -2 * np.imag(r[..., a, b]),
         }
 
+    def solved(state):
+        obs = observables(_total(state))
+        obs["escaped"] = np.real(np.trace(state["escaped"].values, axis1=1, axis2=2))
+        return obs
+
     per_traj = observables(rho * on_grid[..., None, None])
     per_traj["escaped"] = (~on_grid).astype(float)
-    sol = observables(total)
-    sol["escaped"] = escaped
+    sol = solved(solution)
+    ref = solved(reference) if reference is not None else sol
     out = {}
     for name, x in per_traj.items():
         est, se = x.mean(axis=1), x.std(axis=1, ddof=1) / np.sqrt(n)
+        grid_error = np.abs(sol[name] - ref[name])
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(se > SE_FLOOR, (est - sol[name]) / se, np.nan)
-        for suffix, value in (("solution", sol[name]), ("estimate", est), ("se", se), ("z", z)):
+            z = np.where(se > SE_FLOOR, (est - sol[name]) / np.hypot(se, grid_error), np.nan)
+        for suffix, value in (
+            ("solution", sol[name]),
+            ("estimate", est),
+            ("se", se),
+            ("grid_error", grid_error),
+            ("z", z),
+        ):
             out[f"{name}_{suffix}"] = ("time", value)
-    ds = xr.Dataset(out, coords={"time": solution["time"].values}, attrs={"n_traj": n, "d": d})
+    ds = xr.Dataset(out, coords={"time": solution["time"].values}, attrs={"n_traj": n})
     zs = [np.abs(ds[f"{k}_z"].values) for k in per_traj]
     ds["max_abs_z"] = float(np.nanmax(np.concatenate(zs))) if np.any(np.isfinite(zs)) else 0.0
     return ds
+
+
+def _total(state: xr.Dataset) -> np.ndarray:
+    """∫ϱ dq dp over the grid: (time, d, d)."""
+    dq = float(state["q_edge"][1] - state["q_edge"][0])
+    dp = float(state["p_edge"][1] - state["p_edge"][0])
+    return state["rho"].values.sum(axis=(1, 2)) * dq * dp
 
 
 def total_coherence(state: xr.Dataset) -> xr.DataArray:

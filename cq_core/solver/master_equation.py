@@ -29,7 +29,6 @@ import xarray as xr
 from ..models import Model, params_to_json
 from ..validity import check_noise_covers_backreaction
 from ..version import __version__
-from .phase_space_advection import advection_diagonal, advection_full
 from .phase_space_grid import PhaseSpaceGrid, phase_space_grid
 from .phase_space_operators import FaceVelocity, GridOperators, grid_operators, local_propagator
 
@@ -38,9 +37,24 @@ __all__ = ["solve_master_equation", "PhaseSpaceGrid", "phase_space_grid"]
 MAX_LEVELS = 4
 
 
+def _diagonal_velocities(face: FaceVelocity, diagonal: bool) -> FaceVelocity | None:
+    """The element weights ``½(v_a + v_b)`` of a face velocity that is diagonal (always for
+    diagonal models; for full models when every V± is diagonal, as for ``linear`` with
+    omega ≠ 0, whose H_I alone is not), else None."""
+    if diagonal:
+        return face
+    out = []
+    for V in (face.plus, face.minus):
+        v = np.real(np.einsum("...aa->...a", V))
+        if not np.allclose(V, v[..., :, None] * np.eye(V.shape[-1]), rtol=0, atol=1e-14):
+            return None
+        out.append(0.5 * (v[..., :, None] + v[..., None, :]))
+    return FaceVelocity(out[0], out[1], face.max_speed)
+
+
 def _real_weights(face: FaceVelocity, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Diagonal models: the element weights (faces, other, d, d) repeated for the real and
-    imaginary parts of the complex128 view, shape (faces, other, 2d²)."""
+    """The element weights (faces, other, d, d) repeated for the real and imaginary parts of
+    the complex128 view, shape (faces, other, 2d²), laid out as the compiled kernel reads them."""
     shape = face.plus.shape[:2]
     weights = [np.repeat(w, 2, axis=-1).reshape(*shape, -1) for w in (face.plus, face.minus)]
     if axis == 0:  # q faces: the face axis goes second, as the kernel reads rows
@@ -52,6 +66,9 @@ def _advect(rho: np.ndarray, ops: GridOperators, grid: PhaseSpaceGrid, dt: float
     """One SSP-RK2 (Heun) step of the advection; returns (ϱ, mass that left (d, d)).
 
     ``weights``: the diagonal models' real weights of both axes, or None (full models)."""
+    # imported here: the compiled loop needs Numba, which ``import cq_core`` should not load
+    from .phase_space_advection import advection_diagonal, advection_full
+
     d = rho.shape[-1]
 
     def rate(x):
@@ -96,8 +113,8 @@ def _apply_local(rho: np.ndarray, prop: np.ndarray, diagonal: bool) -> np.ndarra
     if diagonal:
         return rho * prop
     shape = rho.shape
-    flat = rho.reshape(*shape[:2], -1)
-    return np.einsum("qpij,qpj->qpi", prop, flat).reshape(shape)
+    flat = rho.reshape(*shape[:2], -1, 1)
+    return np.matmul(prop, flat).reshape(shape)
 
 
 def _initial_density(model: Model, grid: PhaseSpaceGrid) -> np.ndarray:
@@ -116,7 +133,7 @@ def _initial_density(model: Model, grid: PhaseSpaceGrid) -> np.ndarray:
     return weights[:, :, None, None] / (grid.dq * grid.dp) * np.outer(psi, psi.conj())
 
 
-def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid) -> None:
+def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid, shape) -> None:
     if model.n_classical != 2:
         raise ValueError(
             f"model {model.name!r}: solve_master_equation needs one classical degree of "
@@ -136,9 +153,23 @@ def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid) -> None:
         raise ValueError(f"n_times must be an integer ≥ 2, got {n_times!r}")
     if not (isinstance(cfl, (int, float)) and 0 < cfl <= 0.5):
         raise ValueError(f"cfl must be in (0, 0.5], got {cfl!r}")
+    if not (
+        isinstance(shape, tuple)
+        and len(shape) == 2
+        and all(isinstance(n, int) and n >= 8 for n in shape)
+    ):
+        raise ValueError(f"shape must be a tuple (Nq, Np) of integers ≥ 8, got {shape!r}")
     if grid is not None and not isinstance(grid, PhaseSpaceGrid):
         raise ValueError(f"grid must be a PhaseSpaceGrid or None, got {type(grid).__name__}")
     check_noise_covers_backreaction(model, sigma)
+    # noise on p only, independent of p: checked at z0 here, on the whole grid later
+    z = np.stack([model.z0, model.z0 + np.array([0.0, 1.0])])
+    kernel = model.noise_kernel(z)
+    if np.any(kernel[:, 0, :] != 0.0) or not np.allclose(kernel[0], kernel[1]):
+        raise ValueError(
+            f"model {model.name!r}: solve_master_equation supports noise on p only, "
+            "depending on q at most (noise_shape rows: q must be zero, p must not vary with p)"
+        )
 
 
 def solve_master_equation(
@@ -178,7 +209,7 @@ def solve_master_equation(
         q·p area); ``escaped`` (time, ket, bra): ∫ of what has left the grid or the domain;
         coordinates ``q_edge``, ``p_edge``; attrs with the model, σ, v, the step and scheme.
     """
-    _check(model, sigma, t_final, n_times, excess, cfl, grid)
+    _check(model, sigma, t_final, n_times, excess, cfl, grid, shape)
     sigma, t_final, excess = float(sigma), float(t_final), float(excess)
     if grid is None:
         grid = phase_space_grid(model, sigma=sigma, t_final=t_final, shape=shape, excess=excess)
@@ -191,7 +222,10 @@ def solve_master_equation(
         decoherence_factor=_decoherence_factor,
     )
     diag = model.diagonal
-    weights = (_real_weights(ops.q_faces, 0), _real_weights(ops.p_faces, 1)) if diag else None
+    faces = [_diagonal_velocities(f, diag) for f in (ops.q_faces, ops.p_faces)]
+    weights = None
+    if faces[0] is not None and faces[1] is not None:
+        weights = (_real_weights(faces[0], 0), _real_weights(faces[1], 1))
     speed = ops.q_faces.max_speed / grid.dq + ops.p_faces.max_speed / grid.dp
     interval = t_final / (n_times - 1)
     steps = max(1, math.ceil(interval * speed / cfl))

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models import Model
-from ..models.base import _always_inside
 
 __all__ = ["PhaseSpaceGrid", "phase_space_grid"]
 
@@ -64,6 +63,13 @@ class PhaseSpaceGrid:
     def shape(self) -> tuple[int, int]:
         return len(self.q_edges) - 1, len(self.p_edges) - 1
 
+    def coarsened(self) -> PhaseSpaceGrid:
+        """The grid with every second edge (half the cells per side; even counts only): the
+        reference grid for an estimate of the discretisation error."""
+        if any(n % 2 for n in self.shape):
+            raise ValueError(f"coarsened needs an even number of cells per side, got {self.shape}")
+        return PhaseSpaceGrid(self.q_edges[::2], self.p_edges[::2])
+
 
 def _points(q: np.ndarray, p: np.ndarray) -> np.ndarray:
     """All (q, p) pairs of two 1-d arrays, q-major: shape (len(q)·len(p), 2)."""
@@ -73,8 +79,6 @@ def _points(q: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def _domain_edge(model: Model, lo: float, hi: float, p: float) -> tuple[float, float]:
     """Shrink [lo, hi] in q to the part of the model's domain (at momentum p) around z0[0]."""
-    if model.domain is _always_inside:
-        return lo, hi
     q0 = float(model.z0[0])
 
     def inside(q: float) -> bool:
