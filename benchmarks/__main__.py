@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cq_core import compiled
+from cq_core.solver import fused as compiled
 
 from . import memory, qutip_ref, report, scaling
 from ._util import CPU_CLOCK, REPOSITORY, WALL_CLOCK, best_time, load_average, machine_info

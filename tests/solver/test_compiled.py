@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cq_core
-from cq_core import compiled
+from cq_core.solver import fused as compiled
 
 NUMBA = pytest.mark.skipif(not compiled.available("numba"), reason="numba is not installed")
 
@@ -26,7 +26,9 @@ FUSED = ["c", pytest.param("numba", marks=NUMBA)]
 
 def test_the_c_kernel_is_built():
     """CI builds it (setup.py marks it optional, so a failed build must fail here instead)."""
-    assert compiled.available("c"), "cq_core/_fused_kernel*.so is missing: is gcc installed?"
+    assert compiled.available("c"), (
+        "cq_core/solver/fused/_fused_kernel*.so is missing: is gcc installed?"
+    )
 
 
 @pytest.mark.parametrize("backend", FUSED)
@@ -97,10 +99,12 @@ def test_fused_kernels_refuse_what_they_do_not_cover(backend):
 
 
 def test_the_c_kernel_checks_its_arrays_before_touching_them():
-    from cq_core.c_kernel import prepare
+    from cq_core.solver.fused.c_kernel import prepare
+    from cq_core.solver.fused.codes import CODES
 
     model = cq_core.get_model("mass_superposition")
-    code, params, table = model.compiled_form
+    name, params, table = model.compiled_form
+    code = CODES[name]
     kernel = 0.02 * model.noise_shape
     arrays = dict(
         Z=np.repeat(model.z0[None, :], 3, axis=0), populations=np.full((3, 2), 0.5),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .compiled import LINEAR, MASS_SUPERPOSITION, QUBIT_LATTICE
+from .codes import LINEAR, MASS_SUPERPOSITION, QUBIT_LATTICE
 
 __all__ = ["prepare", "run_chunk"]
 

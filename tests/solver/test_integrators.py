@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import cq_core
-from cq_core import compiled
+from cq_core.solver import fused as compiled
 
 REFERENCE_STEPS = 4096
 """Steps of the reference solution for the strong-order study (16× the finest tested grid)."""
