@@ -24,6 +24,7 @@ import numpy as np
 
 from ..models.base import Model
 from . import fused
+from .fused import generated
 from .noise import BrownianIncrements
 from .operators import StepOperators, noise_term
 from .schemes import SCHEMES
@@ -106,7 +107,7 @@ def integrate(
             dt=dt,
         )
         increments = keyed.draw
-    if s.backend in fused.BACKENDS:
+    if s.backend in fused.BACKENDS or s.backend == fused.GENERATED:
         return _integrate_compiled(
             model, s, keyed.draw_rows if keyed else None, increments, progress
         )
@@ -165,15 +166,25 @@ def _integrate_compiled(
     for every row at once. Groups never change a number: every trajectory has its own
     generator.
     """
-    code, params, table = model.compiled_form
-    kernel = s.sigma * model.noise_shape
-    psi = _initial_state(model, "pure", s.n_traj)
-    Z, classical_out, psi_out, status, status_step = _start(model, s, psi)
-    advance = fused.prepare(
-        s.backend, code, params, table, kernel, np.linalg.pinv(kernel),
-        np.asarray(model.coupled, dtype=np.int64), Z, np.abs(psi) ** 2, np.angle(psi), s.dt,
-        s.saved_steps, classical_out, psi_out, status, status_step,
-    )  # fmt: skip
+    if s.backend == fused.GENERATED:
+        state = generated.initial_state(model, s.mode, s.n_traj)
+        Z, classical_out, quantum_out, status, status_step = _start(
+            model, s, _initial_state(model, s.mode, s.n_traj)
+        )
+        advance = generated.prepare(
+            model, s.mode, s.sigma, s.excess, s.dt, s.saved_steps, Z, state,
+            classical_out, quantum_out, status, status_step,
+        )  # fmt: skip
+    else:
+        code, params, table = model.compiled_form
+        kernel = s.sigma * model.noise_shape
+        psi = _initial_state(model, "pure", s.n_traj)
+        Z, classical_out, quantum_out, status, status_step = _start(model, s, psi)
+        advance = fused.prepare(
+            s.backend, code, params, table, kernel, np.linalg.pinv(kernel),
+            np.asarray(model.coupled, dtype=np.int64), Z, np.abs(psi) ** 2, np.angle(psi),
+            s.dt, s.saved_steps, classical_out, quantum_out, status, status_step,
+        )  # fmt: skip
     N, step = s.n_traj, 0
     # one buffer for every group's keyed noise, reused (a fresh 384 KiB array per group is
     # an mmap and page faults each time where malloc keeps no such block, as in Dask workers)
@@ -199,7 +210,7 @@ def _integrate_compiled(
         step += chunk
         if progress is not None:
             progress(step, s.n_steps)
-    return Trajectories(classical_out, psi_out, status, status_step)
+    return Trajectories(classical_out, quantum_out, status, status_step)
 
 
 def _rk4_step(ops: StepOperators, Z, psi, dt):

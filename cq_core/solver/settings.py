@@ -18,6 +18,7 @@ import numpy as np
 
 from ..models.base import Model
 from . import fused
+from .fused import generated
 from .positivity import check_initial_point, check_noise_covers_backreaction
 from .schemes import SCHEMES
 
@@ -36,8 +37,9 @@ METHODS = ("auto", *SCHEMES)
 """Integrators: ``auto`` picks ``exponential`` for diagonal models and ``kraus`` otherwise;
 the others are the schemes of :data:`cq_core.solver.schemes.SCHEMES`."""
 MODES = ("pure", "density", "mean_field")
-BACKENDS = ("auto", "numpy", *fused.BACKENDS)
-"""Kernels: ``auto`` uses a fused kernel (C, else Numba) where one covers the run, else NumPy."""
+BACKENDS = ("auto", "numpy", *fused.BACKENDS, fused.GENERATED)
+"""Kernels: ``auto`` uses a hand-written fused kernel (C, else Numba) where one covers the run,
+else the kernel generated from the model's SymPy description where it covers it, else NumPy."""
 MEMORY_FRACTION = 0.5
 """A run's estimated peak memory (:func:`memory_estimate`) may take at most this fraction of
 the machine's memory."""
@@ -155,9 +157,20 @@ def resolve_backend(model: Model, backend: str, method: str, mode: str) -> str:
         and mode == "pure"
         and method == "exponential"
     )
+    generated_covers = generated.covers(model, method, mode)
     if backend == "auto":  # the first fused kernel available here, in order of preference
         ready = (name for name in fused.BACKENDS if fused.available(name))
-        return next(ready, "numpy") if covered else "numpy"
+        fallback = fused.GENERATED if generated_covers else "numpy"
+        return next(ready, fallback) if covered else fallback
+    if backend == fused.GENERATED:
+        if not generated_covers:
+            raise ValueError(
+                f"backend 'generated' covers models with a symbolic description (from_hamiltonian)"
+                f" in pure or density mode, method 'exponential' for diagonal models and 'kraus' "
+                f"(d <= {generated.MAX_LEVELS}) otherwise, where a C compiler is installed; got "
+                f"model {model.name!r}, method {method!r}, mode {mode!r}: use backend 'auto'"
+            )
+        return backend
     if backend != "numpy" and not covered:
         raise ValueError(
             f"backend {backend!r} covers pure-state runs of the 'exponential' method for the "

@@ -25,7 +25,11 @@ from collections.abc import Callable
 
 from .codes import CODES
 
-__all__ = ["BACKENDS", "available", "prepare"]
+__all__ = ["BACKENDS", "GENERATED", "available", "prepare"]
+
+GENERATED = "generated"
+"""The kernel generated from a model's SymPy description (:mod:`.generated`): every model
+that has one, pure and density modes, diagonal (exponential) and full (Kraus) operators."""
 
 BACKENDS = ("c", "numba")
 """The fused kernels, in the order ``backend="auto"`` prefers them."""

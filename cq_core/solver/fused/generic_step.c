@@ -1,0 +1,364 @@
+/*
+ * The step loop of the generated kernel: one loop for every model, specialised at compile time.
+ *
+ * cq_core/solver/fused/codegen.py writes, above this file, the model's part: the sizes NC
+ * (classical components), D (levels), M (Wiener processes), NLC (coupled components), the
+ * flags DIAG, DENSITY and KRAUS, the array COUPLED[NLC], and two functions of one classical
+ * point z (generated from the SymPy model, common subexpressions shared):
+ *
+ *   cq_point(z, flow, H, L, K, K2, S)   the Hamiltonian flow {Z_j, H_C} (NC), H_I, the coupled
+ *                                       back-reaction operators L_j, K_i = ½ Σ_j (S⁺)_ij L_j
+ *                                       and K2 = Σ_i K_i² per unit sigma, the noise shape S
+ *                                       (NC × M, per unit sigma)
+ *   cq_inside(z)                        1 inside the model's domain (NaN: outside)
+ *
+ * Operators are real diagonals (D entries) when DIAG, else complex D × D matrices stored as
+ * C99 double complex, row major. The run's K is K / sigma and its noise kernel sigma · S.
+ *
+ * The equations are those of the NumPy reference path (cq_core/solver/integrate.py with the
+ * schemes of cq_core/solver/schemes.py; docs/physics.md, "Equations → code"):
+ *   classical: z ← z + ({z, H_C} + ⟨L⟩) dt + sigma S dW          (Euler–Maruyama)
+ *   DIAG (exponential):  ψ_a ← ψ_a exp(Σ_i K_ia dY_i − dt Σ_i K_ia² − i H_a dt), normalised,
+ *                        carried as populations and phases in pure mode; in density mode
+ *                        ρ_ab ← e_a ρ_ab e_b* exp(−½ v dt Σ_i (K_ia − K_ib)²), trace 1
+ *   KRAUS:  M = 1 − i H dt − (1 + v/2) K2 dt + A + ½ A²,  A = Σ_i K_i dY_i,
+ *           ψ ← Mψ/‖Mψ‖, or ρ' = M ρ M†, ρ ← (ρ' + v dt Σ_i K_i ρ' K_i)/trace
+ * with the record dY_i = dW_i + 2⟨K_i⟩ dt. A trajectory whose new point leaves the domain
+ * (status 1) or stops being finite (status 2) is frozen at its last good state.
+ *
+ * Layouts (C order): Z (N, NC); state (N, STATE) doubles: pure DIAG (p[D], θ[D]), pure KRAUS
+ * ψ (D complex), density ρ (D × D complex); dW (N, chunk, M); classical_out (N, T, NC);
+ * quantum_out (N, T, D) or (N, T, D, D) complex; status (N,) int8; status_step (N,) int64.
+ */
+#include <complex.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef double complex cplx;
+
+#if DIAG
+#define OPS D
+#else
+#define OPS (D * D)
+#endif
+#if DENSITY
+#define QSIZE (2 * D * D)
+#define QOUT (2 * D * D)
+#else
+#define QSIZE (2 * D)
+#define QOUT (2 * D)
+#endif
+
+#if DIAG
+typedef double op_t;
+#else
+typedef cplx op_t;
+#endif
+
+static int64_t first_slot_at(const int64_t *saved, int64_t n_saved, int64_t value)
+{
+    int64_t low = 0, high = n_saved;
+    while (low < high) {
+        int64_t middle = low + (high - low) / 2;
+        if (saved[middle] < value)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low;
+}
+
+#if !DIAG
+/* y = X x for a D × D matrix X. */
+static inline void matvec(const cplx *X, const cplx *x, cplx *y)
+{
+    for (int a = 0; a < D; a++) {
+        cplx acc = 0.0;
+        for (int b = 0; b < D; b++)
+            acc += X[a * D + b] * x[b];
+        y[a] = acc;
+    }
+}
+
+/* Re ⟨O⟩ = Re ψ† O ψ (pure) or Re Tr(O ρ) (density). */
+static inline double expect(const cplx *O, const cplx *q)
+{
+    double acc = 0.0;
+#if DENSITY
+    for (int a = 0; a < D; a++)
+        for (int b = 0; b < D; b++)
+            acc += creal(O[a * D + b] * q[b * D + a]);
+#else
+    for (int a = 0; a < D; a++) {
+        cplx row = 0.0;
+        for (int b = 0; b < D; b++)
+            row += O[a * D + b] * q[b];
+        acc += creal(conj(q[a]) * row);
+    }
+#endif
+    return acc;
+}
+#endif
+
+/* One quantum step from q (the state) into out; returns 0 if the result is not finite. The
+   expectations ⟨L_j⟩ go to mean_L. K, K2 already scaled to the run's sigma. */
+static inline int quantum_step(const double *q_in, double *out, const op_t *H, const op_t *L,
+                               const op_t *K, const op_t *K2, const double *w, double dt,
+                               double excess, double *mean_L)
+{
+    double mean_K[M], dY[M];
+#if DIAG
+#if DENSITY
+    const cplx *rho = (const cplx *)q_in;
+    double pop[D];
+    for (int a = 0; a < D; a++)
+        pop[a] = creal(rho[a * D + a]);
+#else
+    const double *pop = q_in, *theta = q_in + D;
+#endif
+    for (int j = 0; j < NLC; j++) {
+        double acc = 0.0;
+        for (int a = 0; a < D; a++)
+            acc += L[j * D + a] * pop[a];
+        mean_L[j] = acc;
+    }
+    for (int i = 0; i < M; i++) {
+        double acc = 0.0;
+        for (int a = 0; a < D; a++)
+            acc += K[i * D + a] * pop[a];
+        mean_K[i] = acc;
+        dY[i] = w[i] + 2.0 * dt * acc;
+    }
+    double log_factor[D], top = -INFINITY;
+    for (int a = 0; a < D; a++) {
+        double acc = 0.0;
+        for (int i = 0; i < M; i++)
+            acc += dY[i] * K[i * D + a];
+        acc -= dt * K2[a];
+        log_factor[a] = acc;
+        top = acc > top ? acc : top;
+    }
+#if DENSITY
+    cplx e[D];
+    for (int a = 0; a < D; a++) {
+        const double modulus = exp(log_factor[a] - top), angle = -dt * H[a];
+        e[a] = modulus * cos(angle) + I * (modulus * sin(angle));
+    }
+    cplx *rho_new = (cplx *)out;
+    double trace = 0.0;
+    for (int a = 0; a < D; a++)
+        for (int b = 0; b < D; b++) {
+            cplx value = e[a] * rho[a * D + b] * conj(e[b]);
+            if (excess != 0.0) {
+                double gap = 0.0;
+                for (int i = 0; i < M; i++) {
+                    const double g = K[i * D + a] - K[i * D + b];
+                    gap += g * g;
+                }
+                value *= exp(-0.5 * excess * dt * gap);
+            }
+            rho_new[a * D + b] = value;
+        }
+    for (int a = 0; a < D; a++)
+        trace += creal(rho_new[a * D + a]);
+    int finite = isfinite(trace) && trace > 0.0;
+    for (int a = 0; a < D * D; a++) {
+        rho_new[a] /= trace;
+        finite = finite && isfinite(creal(rho_new[a])) && isfinite(cimag(rho_new[a]));
+    }
+    return finite;
+#else
+    double total = 0.0;
+    for (int a = 0; a < D; a++) {
+        const double value = pop[a] * exp(2.0 * (log_factor[a] - top));
+        out[a] = value;
+        total += value;
+    }
+    int finite = isfinite(total) && total > 0.0;
+    for (int a = 0; a < D; a++) {
+        out[a] /= total;
+        out[D + a] = theta[a] - dt * H[a];
+        finite = finite && isfinite(out[D + a]);
+    }
+    return finite;
+#endif
+#else /* KRAUS, full matrices */
+    const cplx *q = (const cplx *)q_in;
+    for (int j = 0; j < NLC; j++)
+        mean_L[j] = expect(L + j * D * D, q);
+    for (int i = 0; i < M; i++) {
+        mean_K[i] = expect(K + i * D * D, q);
+        dY[i] = w[i] + 2.0 * dt * mean_K[i];
+    }
+    cplx A[D * D];
+    for (int x = 0; x < D * D; x++) {
+        cplx acc = 0.0;
+        for (int i = 0; i < M; i++)
+            acc += K[i * D * D + x] * dY[i];
+        A[x] = acc;
+    }
+#if DENSITY
+    const double k2_scale = (1.0 + 0.5 * excess) * dt;
+    cplx Mk[D * D], T1[D * D];
+    for (int a = 0; a < D; a++)
+        for (int b = 0; b < D; b++) {
+            cplx aa = 0.0;
+            for (int c = 0; c < D; c++)
+                aa += A[a * D + c] * A[c * D + b];
+            const int x = a * D + b;
+            Mk[x] = (a == b ? 1.0 : 0.0) - I * dt * H[x] - k2_scale * K2[x] + A[x] + 0.5 * aa;
+        }
+    /* T1 = M ρ, then ρ' = T1 M† */
+    for (int a = 0; a < D; a++)
+        for (int b = 0; b < D; b++) {
+            cplx acc = 0.0;
+            for (int c = 0; c < D; c++)
+                acc += Mk[a * D + c] * q[c * D + b];
+            T1[a * D + b] = acc;
+        }
+    cplx *rho_new = (cplx *)out;
+    for (int a = 0; a < D; a++)
+        for (int b = 0; b < D; b++) {
+            cplx acc = 0.0;
+            for (int c = 0; c < D; c++)
+                acc += T1[a * D + c] * conj(Mk[b * D + c]);
+            rho_new[a * D + b] = acc;
+        }
+    if (excess != 0.0) { /* ρ' += v dt Σ_i K_i ρ' K_i, on ρ' = M ρ M† as the NumPy scheme */
+        cplx extra[D * D];
+        for (int x = 0; x < D * D; x++)
+            extra[x] = 0.0;
+        for (int i = 0; i < M; i++) {
+            const cplx *Ki = K + i * D * D;
+            for (int a = 0; a < D; a++)
+                for (int b = 0; b < D; b++) {
+                    cplx acc = 0.0;
+                    for (int c = 0; c < D; c++)
+                        acc += Ki[a * D + c] * rho_new[c * D + b];
+                    T1[a * D + b] = acc;
+                }
+            for (int a = 0; a < D; a++)
+                for (int b = 0; b < D; b++) {
+                    cplx acc = 0.0;
+                    for (int c = 0; c < D; c++)
+                        acc += T1[a * D + c] * Ki[c * D + b];
+                    extra[a * D + b] += acc;
+                }
+        }
+        for (int x = 0; x < D * D; x++)
+            rho_new[x] += excess * dt * extra[x];
+    }
+    double trace = 0.0;
+    for (int a = 0; a < D; a++)
+        for (int b = a; b < D; b++) {
+            const cplx upper = 0.5 * (rho_new[a * D + b] + conj(rho_new[b * D + a]));
+            rho_new[a * D + b] = upper;
+            rho_new[b * D + a] = conj(upper);
+        }
+    for (int a = 0; a < D; a++)
+        trace += creal(rho_new[a * D + a]);
+    int finite = isfinite(trace) && trace > 0.0;
+    for (int x = 0; x < D * D; x++) {
+        rho_new[x] /= trace;
+        finite = finite && isfinite(creal(rho_new[x])) && isfinite(cimag(rho_new[x]));
+    }
+    return finite;
+#else
+    /* Mψ = ψ − i dt Hψ − dt K2ψ + Aψ + ½ A(Aψ): matrix–vector products only */
+    cplx h_psi[D], k2_psi[D], a_psi[D], aa_psi[D];
+    matvec(H, q, h_psi);
+    matvec(K2, q, k2_psi);
+    matvec(A, q, a_psi);
+    matvec(A, a_psi, aa_psi);
+    cplx *psi_new = (cplx *)out;
+    double norm2 = 0.0;
+    for (int a = 0; a < D; a++) {
+        const cplx value = q[a] - I * dt * h_psi[a] - dt * k2_psi[a] + a_psi[a] + 0.5 * aa_psi[a];
+        psi_new[a] = value;
+        norm2 += creal(value) * creal(value) + cimag(value) * cimag(value);
+    }
+    const double norm = sqrt(norm2);
+    int finite = isfinite(norm) && norm > 0.0;
+    for (int a = 0; a < D; a++) {
+        psi_new[a] /= norm;
+        finite = finite && isfinite(creal(psi_new[a])) && isfinite(cimag(psi_new[a]));
+    }
+    return finite;
+#endif
+#endif
+}
+
+static inline void store_quantum(const double *q, double *out)
+{
+#if DIAG && !DENSITY
+    for (int a = 0; a < D; a++) {
+        const double amplitude = sqrt(q[a]);
+        out[2 * a] = amplitude * cos(q[D + a]);
+        out[2 * a + 1] = amplitude * sin(q[D + a]);
+    }
+#else
+    memcpy(out, q, sizeof(double) * QOUT);
+#endif
+}
+
+/* Advance N trajectories by `chunk` steps in place (see the layouts above). Returns 0. */
+int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int64_t first_step,
+           const int64_t *saved, int64_t T, double *Z, double *state, const double *dW,
+           double *classical_out, double *quantum_out, int8_t *status, int64_t *status_step)
+{
+    const double inv_sigma = 1.0 / sigma, inv_sigma2 = inv_sigma * inv_sigma;
+    const int64_t first_slot = first_slot_at(saved, T, first_step + 1);
+    for (int64_t t = 0; t < N; t++) {
+        int64_t slot = first_slot;
+        double z[NC], q[QSIZE];
+        memcpy(z, Z + t * NC, sizeof z);
+        memcpy(q, state + t * QSIZE, sizeof q);
+        int running = status[t] == 0;
+        for (int64_t k = 0; k < chunk; k++) {
+            const int64_t step = first_step + k + 1;
+            if (running) {
+                const double *w = dW + (t * chunk + k) * M;
+                double flow[NC], S[NC * M], mean_L[NLC > 0 ? NLC : 1];
+                op_t H[OPS], L[(NLC > 0 ? NLC : 1) * OPS], K[M * OPS], K2[OPS];
+                cq_point(z, flow, H, L, K, K2, S);
+                for (int x = 0; x < M * OPS; x++)
+                    K[x] *= inv_sigma;
+                for (int x = 0; x < OPS; x++)
+                    K2[x] *= inv_sigma2;
+                double q_new[QSIZE];
+                int finite = quantum_step(q, q_new, H, L, K, K2, w, dt, excess, mean_L);
+                for (int j = 0; j < NLC; j++)
+                    flow[COUPLED[j]] += mean_L[j];
+                double z_new[NC];
+                for (int r = 0; r < NC; r++) {
+                    double noise = 0.0;
+                    for (int i = 0; i < M; i++)
+                        noise += sigma * S[r * M + i] * w[i];
+                    z_new[r] = z[r] + flow[r] * dt + noise;
+                    finite = finite && isfinite(z_new[r]);
+                }
+                if (!cq_inside(z_new)) {
+                    status[t] = 1; /* left_domain: frozen at its last good state */
+                    status_step[t] = step;
+                    running = 0;
+                } else if (!finite) {
+                    status[t] = 2; /* non_finite */
+                    status_step[t] = step;
+                    running = 0;
+                } else {
+                    memcpy(z, z_new, sizeof z);
+                    memcpy(q, q_new, sizeof q);
+                }
+            }
+            if (slot < T && saved[slot] == step) {
+                memcpy(classical_out + (t * T + slot) * NC, z, sizeof z);
+                store_quantum(q, quantum_out + (t * T + slot) * QOUT);
+                slot++;
+            }
+        }
+        memcpy(Z + t * NC, z, sizeof z);
+        memcpy(state + t * QSIZE, q, sizeof q);
+    }
+    return 0;
+}
