@@ -61,6 +61,14 @@ def _pinv(S: Any) -> Any:
     return (inverse * S.T).applyfunc(sympy.cancel)
 
 
+def _nonzero(matrices: list[Any], diagonal: bool) -> list[str]:
+    """Which entries (diagonal, or row major) are not identically zero in any of ``matrices``:
+    the step loop skips the others, and the compiler drops them from unrolled loops."""
+    d = matrices[0].shape[0] if matrices else 1
+    cells = [(a, a) for a in range(d)] if diagonal else [(a, b) for a in range(d) for b in range(d)]
+    return [str(int(any(not sympy.sympify(X[a, b]).is_zero for X in matrices))) for a, b in cells]
+
+
 def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int], list[int]]:
     """C text of ``cq_point`` and ``cq_inside``, the sizes, and the coupled components."""
     coords = symbolic.coords
@@ -90,11 +98,22 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
         target = name if diagonal else f"((double *){name})"
         outputs += [(f"{target}[{x}]", v) for x, v in enumerate(values)]
     outputs += [(f"S[{r * m + i}]", S[r, i]) for r in range(n) for i in range(m)]
+    outputs += [
+        (f"P[{i * len(coupled) + k}]", S_pinv[i, j])
+        for i in range(m)
+        for k, j in enumerate(coupled)
+    ]
+    masks = {
+        "NZ_H": _nonzero([H], diagonal),
+        "NZ_L": _nonzero([L_all[j] for j in coupled], diagonal),
+        "NZ_K": _nonzero(K, diagonal),
+        "NZ_K2": _nonzero([K2], diagonal),
+    }
     replacements, reduced = sympy.cse([v for _, v in outputs], optimizations="basic")
     op = "double" if diagonal else "cplx"
     lines = [
         f"static inline void cq_point(const double *z, double *flow, {op} *H, {op} *L,",
-        f"                            {op} *K, {op} *K2, double *S)",
+        f"                            {op} *K, {op} *K2, double *S, double *P)",
         "{",
     ]
     lines += [f"    const double z_{k} = z[{k}];" for k in range(n)]
@@ -103,6 +122,8 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
         f"    {target} = {sympy.ccode(v)};" for (target, _), v in zip(outputs, reduced, strict=True)
     ]
     lines += ["    (void)z;", "}", ""]
+    for name, mask in masks.items():
+        lines.append(f"static const unsigned char {name}[{len(mask)}] = {{{', '.join(mask)}}};")
     lines += ["static inline int cq_inside(const double *z)", "{"]
     lines += [f"    const double z_{k} = z[{k}];" for k in range(n)]
     inside = "1" if symbolic.domain is None else sympy.ccode(on_z(symbolic.domain))

@@ -6,14 +6,16 @@
  * flags DIAG, DENSITY and KRAUS, the array COUPLED[NLC], and two functions of one classical
  * point z (generated from the SymPy model, common subexpressions shared):
  *
- *   cq_point(z, flow, H, L, K, K2, S)   the Hamiltonian flow {Z_j, H_C} (NC), H_I, the coupled
+ *   cq_point(z, flow, H, L, K, K2, S, P) the Hamiltonian flow {Z_j, H_C} (NC), H_I, the coupled
  *                                       back-reaction operators L_j, K_i = ½ Σ_j (S⁺)_ij L_j
  *                                       and K2 = Σ_i K_i² per unit sigma, the noise shape S
- *                                       (NC × M, per unit sigma)
+ *                                       (NC × M) and P = S⁺ (M × NLC), per unit sigma
  *   cq_inside(z)                        1 inside the model's domain (NaN: outside)
  *
  * Operators are real diagonals (D entries) when DIAG, else complex D × D matrices stored as
- * C99 double complex, row major. The run's K is K / sigma and its noise kernel sigma · S.
+ * C99 double complex, row major. NZ_H, NZ_L, NZ_K, NZ_K2 (static const, one flag per entry)
+ * mark the entries that are not identically zero: loops skip the others, and where the
+ * compiler unrolls a loop it drops them. The run's K is K / sigma and its noise kernel sigma · S.
  *
  * The equations are those of the NumPy reference path (cq_core/solver/integrate.py with the
  * schemes of cq_core/solver/schemes.py; docs/physics.md, "Equations → code"):
@@ -71,29 +73,32 @@ static int64_t first_slot_at(const int64_t *saved, int64_t n_saved, int64_t valu
 
 #if !DIAG
 /* y = X x for a D × D matrix X. */
-static inline void matvec(const cplx *X, const cplx *x, cplx *y)
+static inline void matvec(const cplx *X, const unsigned char *nz, const cplx *x, cplx *y)
 {
     for (int a = 0; a < D; a++) {
         cplx acc = 0.0;
         for (int b = 0; b < D; b++)
-            acc += X[a * D + b] * x[b];
+            if (nz[a * D + b])
+                acc += X[a * D + b] * x[b];
         y[a] = acc;
     }
 }
 
 /* Re ⟨O⟩ = Re ψ† O ψ (pure) or Re Tr(O ρ) (density). */
-static inline double expect(const cplx *O, const cplx *q)
+static inline double expect(const cplx *O, const unsigned char *nz, const cplx *q)
 {
     double acc = 0.0;
 #if DENSITY
     for (int a = 0; a < D; a++)
         for (int b = 0; b < D; b++)
-            acc += creal(O[a * D + b] * q[b * D + a]);
+            if (nz[a * D + b])
+                acc += creal(O[a * D + b] * q[b * D + a]);
 #else
     for (int a = 0; a < D; a++) {
         cplx row = 0.0;
         for (int b = 0; b < D; b++)
-            row += O[a * D + b] * q[b];
+            if (nz[a * D + b])
+                row += O[a * D + b] * q[b];
         acc += creal(conj(q[a]) * row);
     }
 #endif
@@ -101,13 +106,25 @@ static inline double expect(const cplx *O, const cplx *q)
 }
 #endif
 
+/* The record dY_i = dW_i + 2⟨K_i⟩ dt with ⟨K_i⟩ = ½ Σ_j (σ⁺)_ij ⟨L_j⟩, σ⁺ = P / sigma. */
+static inline void mean_measurements(const double *P, double inv_sigma, const double *mean_L,
+                                     const double *w, double dt, double *dY)
+{
+    for (int i = 0; i < M; i++) {
+        double acc = 0.0;
+        for (int j = 0; j < NLC; j++)
+            acc += P[i * NLC + j] * mean_L[j];
+        dY[i] = w[i] + 2.0 * dt * (0.5 * inv_sigma * acc);
+    }
+}
+
 /* One quantum step from q (the state) into out; returns 0 if the result is not finite. The
    expectations ⟨L_j⟩ go to mean_L. K, K2 already scaled to the run's sigma. */
 static inline int quantum_step(const double *q_in, double *out, const op_t *H, const op_t *L,
-                               const op_t *K, const op_t *K2, const double *w, double dt,
-                               double excess, double *mean_L)
+                               const op_t *K, const op_t *K2, const double *P, double inv_sigma,
+                               const double *w, double dt, double excess, double *mean_L)
 {
-    double mean_K[M], dY[M];
+    double dY[M];
 #if DIAG
 #if DENSITY
     const cplx *rho = (const cplx *)q_in;
@@ -123,13 +140,7 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
             acc += L[j * D + a] * pop[a];
         mean_L[j] = acc;
     }
-    for (int i = 0; i < M; i++) {
-        double acc = 0.0;
-        for (int a = 0; a < D; a++)
-            acc += K[i * D + a] * pop[a];
-        mean_K[i] = acc;
-        dY[i] = w[i] + 2.0 * dt * acc;
-    }
+    mean_measurements(P, inv_sigma, mean_L, w, dt, dY);
     double log_factor[D], top = -INFINITY;
     for (int a = 0; a < D; a++) {
         double acc = 0.0;
@@ -140,26 +151,31 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
         top = acc > top ? acc : top;
     }
 #if DENSITY
-    cplx e[D];
-    for (int a = 0; a < D; a++) {
-        const double modulus = exp(log_factor[a] - top), angle = -dt * H[a];
-        e[a] = modulus * cos(angle) + I * (modulus * sin(angle));
-    }
+    /* e_a ρ_ab e_b* = ρ_ab |e_a||e_b| exp(−i dt (H_a − H_b)): one exp per level and one
+       sincos per pair a < b (ρ stays Hermitian by construction) */
+    double modulus[D];
+    for (int a = 0; a < D; a++)
+        modulus[a] = exp(log_factor[a] - top);
     cplx *rho_new = (cplx *)out;
     double trace = 0.0;
-    for (int a = 0; a < D; a++)
-        for (int b = 0; b < D; b++) {
-            cplx value = e[a] * rho[a * D + b] * conj(e[b]);
+    for (int a = 0; a < D; a++) {
+        rho_new[a * D + a] = creal(rho[a * D + a]) * (modulus[a] * modulus[a]);
+        for (int b = a + 1; b < D; b++) {
+            const double angle = -dt * (H[a] - H[b]);
+            double scale = modulus[a] * modulus[b];
             if (excess != 0.0) {
                 double gap = 0.0;
                 for (int i = 0; i < M; i++) {
                     const double g = K[i * D + a] - K[i * D + b];
                     gap += g * g;
                 }
-                value *= exp(-0.5 * excess * dt * gap);
+                scale *= exp(-0.5 * excess * dt * gap);
             }
+            const cplx value = rho[a * D + b] * scale * (cos(angle) + I * sin(angle));
             rho_new[a * D + b] = value;
+            rho_new[b * D + a] = conj(value);
         }
+    }
     for (int a = 0; a < D; a++)
         trace += creal(rho_new[a * D + a]);
     int finite = isfinite(trace) && trace > 0.0;
@@ -186,16 +202,14 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
 #else /* KRAUS, full matrices */
     const cplx *q = (const cplx *)q_in;
     for (int j = 0; j < NLC; j++)
-        mean_L[j] = expect(L + j * D * D, q);
-    for (int i = 0; i < M; i++) {
-        mean_K[i] = expect(K + i * D * D, q);
-        dY[i] = w[i] + 2.0 * dt * mean_K[i];
-    }
+        mean_L[j] = expect(L + j * D * D, NZ_L, q);
+    mean_measurements(P, inv_sigma, mean_L, w, dt, dY);
     cplx A[D * D];
     for (int x = 0; x < D * D; x++) {
         cplx acc = 0.0;
-        for (int i = 0; i < M; i++)
-            acc += K[i * D * D + x] * dY[i];
+        if (NZ_K[x])
+            for (int i = 0; i < M; i++)
+                acc += K[i * D * D + x] * dY[i];
         A[x] = acc;
     }
 #if DENSITY
@@ -205,7 +219,8 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
         for (int b = 0; b < D; b++) {
             cplx aa = 0.0;
             for (int c = 0; c < D; c++)
-                aa += A[a * D + c] * A[c * D + b];
+                if (NZ_K[a * D + c] && NZ_K[c * D + b])
+                    aa += A[a * D + c] * A[c * D + b];
             const int x = a * D + b;
             Mk[x] = (a == b ? 1.0 : 0.0) - I * dt * H[x] - k2_scale * K2[x] + A[x] + 0.5 * aa;
         }
@@ -267,10 +282,10 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
 #else
     /* Mψ = ψ − i dt Hψ − dt K2ψ + Aψ + ½ A(Aψ): matrix–vector products only */
     cplx h_psi[D], k2_psi[D], a_psi[D], aa_psi[D];
-    matvec(H, q, h_psi);
-    matvec(K2, q, k2_psi);
-    matvec(A, q, a_psi);
-    matvec(A, a_psi, aa_psi);
+    matvec(H, NZ_H, q, h_psi);
+    matvec(K2, NZ_K2, q, k2_psi);
+    matvec(A, NZ_K, q, a_psi);
+    matvec(A, NZ_K, a_psi, aa_psi);
     cplx *psi_new = (cplx *)out;
     double norm2 = 0.0;
     for (int a = 0; a < D; a++) {
@@ -280,8 +295,9 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     }
     const double norm = sqrt(norm2);
     int finite = isfinite(norm) && norm > 0.0;
+    const double inv_norm = 1.0 / norm;
     for (int a = 0; a < D; a++) {
-        psi_new[a] /= norm;
+        psi_new[a] *= inv_norm;
         finite = finite && isfinite(creal(psi_new[a])) && isfinite(cimag(psi_new[a]));
     }
     return finite;
@@ -302,32 +318,35 @@ static inline void store_quantum(const double *q, double *out)
 #endif
 }
 
-/* Advance N trajectories by `chunk` steps in place (see the layouts above). Returns 0. */
+/* Advance N trajectories by `chunk` steps in place (see the layouts above). Returns 0.
+
+   Steps outside, trajectories inside: one trajectory's step is a chain of dependent
+   operations (ψ → ⟨L⟩ → dY → Mψ → ‖Mψ‖), so consecutive iterations over independent
+   trajectories let the processor overlap their chains (the group's state stays in L1). */
 int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int64_t first_step,
            const int64_t *saved, int64_t T, double *Z, double *state, const double *dW,
            double *classical_out, double *quantum_out, int8_t *status, int64_t *status_step)
 {
     const double inv_sigma = 1.0 / sigma, inv_sigma2 = inv_sigma * inv_sigma;
-    const int64_t first_slot = first_slot_at(saved, T, first_step + 1);
-    for (int64_t t = 0; t < N; t++) {
-        int64_t slot = first_slot;
-        double z[NC], q[QSIZE];
-        memcpy(z, Z + t * NC, sizeof z);
-        memcpy(q, state + t * QSIZE, sizeof q);
-        int running = status[t] == 0;
-        for (int64_t k = 0; k < chunk; k++) {
-            const int64_t step = first_step + k + 1;
-            if (running) {
+    int64_t slot = first_slot_at(saved, T, first_step + 1);
+    for (int64_t k = 0; k < chunk; k++) {
+        const int64_t step = first_step + k + 1;
+        const int save = slot < T && saved[slot] == step;
+        for (int64_t t = 0; t < N; t++) {
+            double *z = Z + t * NC, *q = state + t * QSIZE;
+            if (status[t] == 0) {
                 const double *w = dW + (t * chunk + k) * M;
                 double flow[NC], S[NC * M], mean_L[NLC > 0 ? NLC : 1];
+                double P[M * (NLC > 0 ? NLC : 1)];
                 op_t H[OPS], L[(NLC > 0 ? NLC : 1) * OPS], K[M * OPS], K2[OPS];
-                cq_point(z, flow, H, L, K, K2, S);
+                cq_point(z, flow, H, L, K, K2, S, P);
                 for (int x = 0; x < M * OPS; x++)
                     K[x] *= inv_sigma;
                 for (int x = 0; x < OPS; x++)
                     K2[x] *= inv_sigma2;
                 double q_new[QSIZE];
-                int finite = quantum_step(q, q_new, H, L, K, K2, w, dt, excess, mean_L);
+                int finite =
+                    quantum_step(q, q_new, H, L, K, K2, P, inv_sigma, w, dt, excess, mean_L);
                 for (int j = 0; j < NLC; j++)
                     flow[COUPLED[j]] += mean_L[j];
                 double z_new[NC];
@@ -341,24 +360,20 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                 if (!cq_inside(z_new)) {
                     status[t] = 1; /* left_domain: frozen at its last good state */
                     status_step[t] = step;
-                    running = 0;
                 } else if (!finite) {
                     status[t] = 2; /* non_finite */
                     status_step[t] = step;
-                    running = 0;
                 } else {
-                    memcpy(z, z_new, sizeof z);
-                    memcpy(q, q_new, sizeof q);
+                    memcpy(z, z_new, sizeof z_new);
+                    memcpy(q, q_new, sizeof q_new);
                 }
             }
-            if (slot < T && saved[slot] == step) {
-                memcpy(classical_out + (t * T + slot) * NC, z, sizeof z);
+            if (save) {
+                memcpy(classical_out + (t * T + slot) * NC, z, sizeof(double) * NC);
                 store_quantum(q, quantum_out + (t * T + slot) * QOUT);
-                slot++;
             }
         }
-        memcpy(Z + t * NC, z, sizeof z);
-        memcpy(state + t * QSIZE, q, sizeof q);
+        slot += save;
     }
     return 0;
 }
