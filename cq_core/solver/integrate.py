@@ -196,7 +196,9 @@ def _integrate_compiled(
     while step < s.n_steps:
         chunk = min(NOISE_CHUNK_STEPS, s.n_steps - step)
         given = None  # increments from the caller come for every row at once
-        if draw_rows is None:
+        if s.mode == "mean_field":  # deterministic: the kernel reads no noise
+            given = np.zeros((N, chunk, model.n_noises))
+        elif draw_rows is None:
             given = np.ascontiguousarray(increments(chunk).transpose(1, 0, 2))  # (N, chunk, m)
         for start in range(0, N, FUSED_GROUP_TRAJECTORIES):
             stop = min(N, start + FUSED_GROUP_TRAJECTORIES)

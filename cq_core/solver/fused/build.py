@@ -66,7 +66,7 @@ def symbolic_of(model: Model) -> Any:
     return symbolic() if callable(symbolic) else symbolic
 
 
-def _key(model: Model, diagonal: bool, density: bool) -> str:
+def _key(model: Model, diagonal: bool, density: bool, mean_field: bool = False) -> str:
     """What the kernel's source depends on, hashed, without generating it."""
     if callable(model.symbolic) and model.name in MODELS:
         what = ["builtin", model.name, params_to_json(model.params)]
@@ -76,7 +76,8 @@ def _key(model: Model, diagonal: bool, density: bool) -> str:
         s = model.symbolic
         what = [sympy.srepr(x) for x in (s.positions, s.momenta, s.H_C, s.H_I, s.noise)]
         what.append(sympy.srepr(s.domain) if s.domain is not None else "")
-    text = json.dumps([_TEMPLATE.read_text(), COMPILE_FLAGS, diagonal, density, what])
+    flags = [diagonal, density, mean_field]
+    text = json.dumps([_TEMPLATE.read_text(), COMPILE_FLAGS, *flags, what])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -109,13 +110,13 @@ def _compile(source: str, directory: Path) -> Path:
     return library
 
 
-def load_kernel(model: Model, *, diagonal: bool, density: bool) -> Any:
+def load_kernel(model: Model, *, diagonal: bool, density: bool, mean_field: bool = False) -> Any:
     """The model's compiled ``cq_run`` (ctypes function), generated and built if needed.
 
     Once per process: later calls return the loaded function. Raises ``RuntimeError`` if the
     kernel cannot be built here (no compiler, a compiler error).
     """
-    key = _key(model, diagonal, density)
+    key = _key(model, diagonal, density, mean_field)
     if key in _LOADED:
         return _LOADED[key]
     directory = cache_dir()
@@ -129,7 +130,9 @@ def load_kernel(model: Model, *, diagonal: bool, density: bool) -> Any:
     if library is None:
         from .codegen import generate_source  # SymPy: only on a cache miss
 
-        source = generate_source(symbolic_of(model), diagonal=diagonal, density=density)
+        source = generate_source(
+            symbolic_of(model), diagonal=diagonal, density=density, mean_field=mean_field
+        )
         library = _compile(source, directory)
         _write(index, library.name)
     run = ctypes.CDLL(str(library)).cq_run

@@ -132,11 +132,14 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
     return "\n".join(lines), sizes, coupled
 
 
-def generate_source(symbolic: Any, *, diagonal: bool, density: bool) -> str:
+def generate_source(
+    symbolic: Any, *, diagonal: bool, density: bool, mean_field: bool = False
+) -> str:
     """The whole C source of one kernel: the model's part, then ``generic_step.c``.
 
     ``diagonal`` picks the exponential scheme on real diagonals, else the Kraus scheme on full
-    matrices; ``density`` the density-matrix state, else the pure state.
+    matrices; ``density`` the density-matrix state, else the pure state; ``mean_field`` the
+    deterministic mean-field equations (RK4) instead.
     """
     functions, sizes, coupled = _point_functions(symbolic, diagonal)
     header = [
@@ -149,6 +152,7 @@ def generate_source(symbolic: Any, *, diagonal: bool, density: bool) -> str:
         f"#define DIAG {int(diagonal)}",
         f"#define DENSITY {int(density)}",
         f"#define KRAUS {int(not diagonal)}",
+        f"#define MEANFIELD {int(mean_field)}",
         "static const int64_t COUPLED[{}] = {{{}}};".format(
             max(1, len(coupled)), ", ".join(map(str, coupled)) or "0"
         ),

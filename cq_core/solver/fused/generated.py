@@ -24,10 +24,14 @@ MAX_LEVELS = 16
 
 
 def covers(model: Model, method: str, mode: str) -> bool:
-    """Whether the generated kernel runs this model, method and mode (a compiler is needed)."""
-    if model.symbolic is None or mode not in ("pure", "density"):
+    """Whether the generated kernel runs this model, method and mode (a compiler is needed):
+    pure and density runs of the ``exponential`` method (diagonal models) or ``kraus`` (full,
+    d ≤ :data:`MAX_LEVELS`), and mean-field runs."""
+    if model.symbolic is None or mode not in ("pure", "density", "mean_field"):
         return False
-    if model.diagonal:
+    if mode == "mean_field":
+        fits = model.diagonal or model.dim <= MAX_LEVELS
+    elif model.diagonal:
         fits = method == "exponential"
     else:
         fits = method == "kraus" and model.dim <= MAX_LEVELS
@@ -37,6 +41,8 @@ def covers(model: Model, method: str, mode: str) -> bool:
 def initial_state(model: Model, mode: str, n_traj: int) -> np.ndarray:
     """The kernel's state for ψ0: (N, 2d) populations and phases, ψ (N, d) or ρ (N, d, d)."""
     psi = np.broadcast_to(model.psi0, (n_traj, model.dim))
+    if mode == "mean_field":
+        return psi.copy()
     if mode == "density":
         return np.ascontiguousarray(psi[:, :, None] * psi.conj()[:, None, :])
     if model.diagonal:
@@ -76,7 +82,9 @@ def prepare(
     status_step: np.ndarray,
 ) -> Callable[[int, int, np.ndarray, int], None]:
     """Bind a run's arrays to the model's kernel; ``advance`` moves rows in place."""
-    run = load_kernel(model, diagonal=model.diagonal, density=mode == "density")
+    run = load_kernel(
+        model, diagonal=model.diagonal, density=mode == "density", mean_field=mode == "mean_field"
+    )
     N, n = Z.shape
     d, m, T = model.dim, model.n_noises, saved_steps.shape[0]
     q_shape = quantum_out.shape[2:]

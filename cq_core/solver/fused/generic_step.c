@@ -25,11 +25,12 @@
  *                        ρ_ab ← e_a ρ_ab e_b* exp(−½ v dt Σ_i (K_ia − K_ib)²), trace 1
  *   KRAUS:  M = 1 − i H dt − (1 + v/2) K2 dt + A + ½ A²,  A = Σ_i K_i dY_i,
  *           ψ ← Mψ/‖Mψ‖, or ρ' = M ρ M†, ρ ← (ρ' + v dt Σ_i K_i ρ' K_i)/trace
- * with the record dY_i = dW_i + 2⟨K_i⟩ dt. A trajectory whose new point leaves the domain
+ * with the record dY_i = dW_i + 2⟨K_i⟩ dt. MEANFIELD: the deterministic semi-classical equations
+ * dz = ({z, H_C} + ⟨L⟩) dt, dψ = −i H_I ψ dt by classical RK4, ψ renormalised after each step. A trajectory whose new point leaves the domain
  * (status 1) or stops being finite (status 2) is frozen at its last good state.
  *
  * Layouts (C order): Z (N, NC); state (N, STATE) doubles: pure DIAG (p[D], θ[D]), pure KRAUS
- * ψ (D complex), density ρ (D × D complex); dW (N, chunk, M); classical_out (N, T, NC);
+ * and MEANFIELD ψ (D complex), density ρ (D × D complex); dW (N, chunk, M); classical_out (N, T, NC);
  * quantum_out (N, T, D) or (N, T, D, D) complex; status (N,) int8; status_step (N,) int64.
  */
 #include <complex.h>
@@ -39,12 +40,15 @@
 
 typedef double complex cplx;
 
+#ifndef MEANFIELD
+#define MEANFIELD 0
+#endif
 #if DIAG
 #define OPS D
 #else
 #define OPS (D * D)
 #endif
-#if DENSITY
+#if DENSITY && !MEANFIELD
 #define QSIZE (2 * D * D)
 #define QOUT (2 * D * D)
 #else
@@ -307,7 +311,7 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
 
 static inline void store_quantum(const double *q, double *out)
 {
-#if DIAG && !DENSITY
+#if DIAG && !DENSITY && !MEANFIELD
     for (int a = 0; a < D; a++) {
         const double amplitude = sqrt(q[a]);
         out[2 * a] = amplitude * cos(q[D + a]);
@@ -317,6 +321,74 @@ static inline void store_quantum(const double *q, double *out)
     memcpy(out, q, sizeof(double) * QOUT);
 #endif
 }
+
+#if MEANFIELD
+/* The mean-field right-hand side at (z, ψ): dz = {z, H_C} + ⟨L⟩, dψ = −i H_I ψ. */
+static inline void mean_field_rhs(const double *z, const cplx *psi, double *dz, cplx *dpsi)
+{
+    double S[NC * M], P[M * (NLC > 0 ? NLC : 1)];
+    op_t H[OPS], L[(NLC > 0 ? NLC : 1) * OPS], K[M * OPS], K2[OPS];
+    cq_point(z, dz, H, L, K, K2, S, P);
+    for (int j = 0; j < NLC; j++) {
+#if DIAG
+        double acc = 0.0;
+        for (int a = 0; a < D; a++)
+            acc += L[j * D + a] * (creal(psi[a]) * creal(psi[a]) + cimag(psi[a]) * cimag(psi[a]));
+#else
+        const double acc = expect(L + j * D * D, NZ_L, psi);
+#endif
+        dz[COUPLED[j]] += acc;
+    }
+#if DIAG
+    for (int a = 0; a < D; a++)
+        dpsi[a] = -I * (H[a] * psi[a]);
+#else
+    cplx h_psi[D];
+    matvec(H, NZ_H, psi, h_psi);
+    for (int a = 0; a < D; a++)
+        dpsi[a] = -I * h_psi[a];
+#endif
+}
+
+/* One RK4 step of the mean-field equations into (z_new, psi_new); returns 0 if not finite. */
+static inline int mean_field_step(const double *z, const cplx *psi, double dt, double *z_new,
+                                  cplx *psi_new)
+{
+    double k1z[NC], k2z[NC], k3z[NC], k4z[NC], zt[NC];
+    cplx k1p[D], k2p[D], k3p[D], k4p[D], pt[D];
+    mean_field_rhs(z, psi, k1z, k1p);
+    for (int r = 0; r < NC; r++)
+        zt[r] = z[r] + 0.5 * dt * k1z[r];
+    for (int a = 0; a < D; a++)
+        pt[a] = psi[a] + 0.5 * dt * k1p[a];
+    mean_field_rhs(zt, pt, k2z, k2p);
+    for (int r = 0; r < NC; r++)
+        zt[r] = z[r] + 0.5 * dt * k2z[r];
+    for (int a = 0; a < D; a++)
+        pt[a] = psi[a] + 0.5 * dt * k2p[a];
+    mean_field_rhs(zt, pt, k3z, k3p);
+    for (int r = 0; r < NC; r++)
+        zt[r] = z[r] + dt * k3z[r];
+    for (int a = 0; a < D; a++)
+        pt[a] = psi[a] + dt * k3p[a];
+    mean_field_rhs(zt, pt, k4z, k4p);
+    int finite = 1;
+    for (int r = 0; r < NC; r++) {
+        z_new[r] = z[r] + dt / 6.0 * (k1z[r] + 2.0 * k2z[r] + 2.0 * k3z[r] + k4z[r]);
+        finite = finite && isfinite(z_new[r]);
+    }
+    double norm2 = 0.0;
+    for (int a = 0; a < D; a++) {
+        psi_new[a] = psi[a] + dt / 6.0 * (k1p[a] + 2.0 * k2p[a] + 2.0 * k3p[a] + k4p[a]);
+        norm2 += creal(psi_new[a]) * creal(psi_new[a]) + cimag(psi_new[a]) * cimag(psi_new[a]);
+    }
+    const double norm = sqrt(norm2);
+    finite = finite && isfinite(norm) && norm > 0.0;
+    for (int a = 0; a < D; a++)
+        psi_new[a] /= norm;
+    return finite;
+}
+#endif
 
 /* Advance N trajectories by `chunk` steps in place (see the layouts above). Returns 0.
 
@@ -334,6 +406,23 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
         const int save = slot < T && saved[slot] == step;
         for (int64_t t = 0; t < N; t++) {
             double *z = Z + t * NC, *q = state + t * QSIZE;
+#if MEANFIELD
+            if (status[t] == 0) {
+                double z_new[NC], q_new[QSIZE];
+                const int finite = mean_field_step(z, (const cplx *)q, dt, z_new, (cplx *)q_new);
+                if (!cq_inside(z_new)) {
+                    status[t] = 1; /* left_domain: frozen at its last good state */
+                    status_step[t] = step;
+                } else if (!finite) {
+                    status[t] = 2; /* non_finite */
+                    status_step[t] = step;
+                } else {
+                    memcpy(z, z_new, sizeof z_new);
+                    memcpy(q, q_new, sizeof q_new);
+                }
+            }
+            (void)dW, (void)inv_sigma2;
+#else
             if (status[t] == 0) {
                 const double *w = dW + (t * chunk + k) * M;
                 double flow[NC], S[NC * M], mean_L[NLC > 0 ? NLC : 1];
@@ -368,6 +457,7 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                     memcpy(q, q_new, sizeof q_new);
                 }
             }
+#endif
             if (save) {
                 memcpy(classical_out + (t * T + slot) * NC, z, sizeof(double) * NC);
                 store_quantum(q, quantum_out + (t * T + slot) * QOUT);
