@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 from types import MappingProxyType
@@ -141,13 +142,31 @@ def resolve_method(model: Model, method: str, mode: str) -> str:
     return method
 
 
+def _builds(model: Model, mode: str) -> bool:
+    """Whether the model's generated kernel builds here; if not, warn and say False."""
+    try:
+        generated.load(model, mode)
+    except RuntimeError as err:
+        warnings.warn(
+            f"model {model.name!r}: the generated kernel could not be built ({err}); running "
+            "on the NumPy path",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
 def resolve_backend(model: Model, backend: str, method: str, mode: str) -> str:
     """The kernel a run uses: a fused kernel (cq_core.solver.fused) where one covers it, else numpy.
 
-    The fused kernels cover pure-state runs of the ``exponential`` method for built-in models
-    with a constant noise kernel (``linear`` with ω = 0, ``mass_superposition``,
-    ``qubit_lattice``). ``"auto"`` prefers the C kernel, then Numba (if installed), then NumPy;
-    asking for a fused kernel that does not cover the run, or is not built, is a ``ValueError``.
+    The hand-written fused kernels cover pure-state runs of the ``exponential`` method for
+    built-in models with a constant noise kernel (``linear`` with ω = 0, ``mass_superposition``,
+    ``qubit_lattice``); the generated kernel (:mod:`cq_core.solver.fused.generated`) every
+    model with a SymPy description in pure, density and mean-field mode. ``"auto"`` prefers
+    the C kernel, then Numba (if installed), then the generated kernel (built here, once; if it
+    cannot be built, a warning and NumPy), then NumPy. Asking for a kernel that does not cover
+    the run, or cannot be built, is a ``ValueError``.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -160,8 +179,9 @@ def resolve_backend(model: Model, backend: str, method: str, mode: str) -> str:
     generated_covers = generated.covers(model, method, mode)
     if backend == "auto":  # the first fused kernel available here, in order of preference
         ready = (name for name in fused.BACKENDS if fused.available(name))
-        fallback = fused.GENERATED if generated_covers else "numpy"
-        return next(ready, fallback) if covered else fallback
+        if covered:
+            return next(ready, fused.GENERATED if generated_covers else "numpy")
+        return fused.GENERATED if generated_covers and _builds(model, mode) else "numpy"
     if backend == fused.GENERATED:
         if not generated_covers:
             raise ValueError(
@@ -170,6 +190,12 @@ def resolve_backend(model: Model, backend: str, method: str, mode: str) -> str:
                 f"(d <= {generated.MAX_LEVELS}) otherwise, where a C compiler is installed; got "
                 f"model {model.name!r}, method {method!r}, mode {mode!r}: use backend 'auto'"
             )
+        try:
+            generated.load(model, mode)  # built (once, cached) before any work starts
+        except RuntimeError as err:
+            raise ValueError(
+                f"backend 'generated' cannot build model {model.name!r}: {err}"
+            ) from err
         return backend
     if backend != "numpy" and not covered:
         raise ValueError(

@@ -23,12 +23,6 @@ pytestmark = pytest.mark.skipif(build.compiler() is None, reason="no C compiler"
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def _kernel_cache(tmp_path_factory, monkeypatch):
-    """Every test builds into one fresh cache directory (not the user's)."""
-    monkeypatch.setenv("CQ_KERNEL_CACHE", str(tmp_path_factory.getbasetemp() / "kernels"))
-
-
 RUNS = [
     # (model, mode, extra settings)
     (lambda: builtin("linear", omega=3.0), "pure", {}),
@@ -124,6 +118,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_the_kernel_is_built_once_and_loaded_from_the_cache_without_sympy(tmp_path):
     """First process: generate and compile; second: load only (and never import SymPy)."""
     env = {**os.environ, "CQ_KERNEL_CACHE": str(tmp_path)}
@@ -166,3 +161,21 @@ def test_every_builtin_has_a_symbolic_twin():
         np.testing.assert_allclose(np.array(L), ops, atol=1e-12)
     assert set(BUILDERS) == set(cq_core.available_models())
     assert dataclasses.is_dataclass(model)
+
+
+def test_a_kernel_that_cannot_be_built_is_a_clear_error_or_a_warning(monkeypatch, tmp_path):
+    """A compiler that fails: backend 'generated' refuses before any work; auto warns and runs
+    the NumPy path."""
+    monkeypatch.setenv("CQ_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(build, "_LOADED", {})
+    model = builtin("linear", omega=1.5)
+    broken = tmp_path / "cc"
+    broken.write_text("#!/bin/sh\necho 'cc: broken' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CC", str(broken))
+    run = dict(sigma=1.0, n_traj=2, t_final=0.01, dt=1e-3, seed=0)
+    with pytest.raises(ValueError, match="(?s)backend 'generated' cannot build .*cc: broken"):
+        cq_core.simulate(model, backend="generated", **run)
+    with pytest.warns(RuntimeWarning, match="could not be built"):
+        ds = cq_core.simulate(model, **run)
+    assert ds.attrs["backend"] == "numpy"

@@ -17,7 +17,7 @@ import numpy as np
 from ...models import Model
 from .build import compiler, load_kernel
 
-__all__ = ["covers", "initial_state", "prepare", "store_state"]
+__all__ = ["covers", "initial_state", "load", "prepare", "store_state"]
 
 MAX_LEVELS = 16
 """Full (non-diagonal) operators are covered up to d = 16 (stack arrays of d² entries)."""
@@ -36,6 +36,16 @@ def covers(model: Model, method: str, mode: str) -> bool:
     else:
         fits = method == "kraus" and model.dim <= MAX_LEVELS
     return fits and compiler() is not None
+
+
+def load(model: Model, mode: str):
+    """The model's compiled kernel for ``mode``, built (or read from the cache) now.
+
+    Raises ``RuntimeError`` if it cannot be built here (no compiler, a compiler error).
+    """
+    return load_kernel(
+        model, diagonal=model.diagonal, density=mode == "density", mean_field=mode == "mean_field"
+    )
 
 
 def initial_state(model: Model, mode: str, n_traj: int) -> np.ndarray:
@@ -82,9 +92,7 @@ def prepare(
     status_step: np.ndarray,
 ) -> Callable[[int, int, np.ndarray, int], None]:
     """Bind a run's arrays to the model's kernel; ``advance`` moves rows in place."""
-    run = load_kernel(
-        model, diagonal=model.diagonal, density=mode == "density", mean_field=mode == "mean_field"
-    )
+    run = load(model, mode)
     N, n = Z.shape
     d, m, T = model.dim, model.n_noises, saved_steps.shape[0]
     q_shape = quantum_out.shape[2:]
