@@ -38,7 +38,8 @@ def check_initial_point(model: Model, sigma: float) -> None:
 def check_noise_covers_backreaction(
     model: Model, sigma: float, Z: np.ndarray | None = None
 ) -> None:
-    """SPEC §1 condition ``(1 − D2 D2⁺) D1 = 0`` at the classical point Z (default z0).
+    """The complete-positivity condition ``(1 − D2 D2⁺) D1 = 0`` at the classical point Z
+    (default z0).
 
     Every direction in which the quantum system pushes the classical one must carry noise:
     ``Σ_j (1 − σσ⁺)_{kj} L_j`` must be a multiple of the identity for every component k.
@@ -65,6 +66,6 @@ def check_noise_covers_backreaction(
             f"model {model.name!r}: the noise kernel leaves the back-reaction direction(s) "
             f"{', '.join(labels)} without noise: L_j = {{Z_j, H_I}} pushes these components "
             "but σ has no noise there, which violates complete positivity "
-            "((1 − D2 D2⁺) D1 = 0, SPEC §1). Add noise on those components or remove the "
+            "((1 − D2 D2⁺) D1 = 0, docs/physics.md). Add noise on those components or remove the "
             "coupling."
         )

@@ -1,4 +1,4 @@
-"""Brownian increments keyed by (base seed, seed, trajectory index) (cq_core/noise.py, SPEC §4)."""
+"""Brownian increments keyed by (base seed, seed, trajectory index) (cq_core/solver/noise.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad inputs are rejected before any work starts, with a message naming the input (SPEC §1)."""
+"""Bad inputs are rejected before any work starts, with a message naming the input."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _p_coupled_model(noise_on_position: bool) -> Model:
 
 
 def test_backreaction_without_noise_is_rejected():
-    """SPEC §1: (1 − D2 D2⁺) D1 = 0 — position is pushed but carries no noise."""
+    """Complete positivity: (1 − D2 D2⁺) D1 = 0 — position is pushed but carries no noise."""
     with pytest.raises(ValueError, match=r"back-reaction direction\(s\) q without noise"):
         cq_core.simulate(_p_coupled_model(noise_on_position=False), **GOOD)
     # the same model with noise on q is valid and runs

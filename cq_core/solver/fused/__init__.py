@@ -1,6 +1,6 @@
 """The fused kernels: the default integrator of the built-in diagonal models, compiled.
 
-For diagonal operators the exponential step of SPEC §1 acts separately on the moduli and the
+For diagonal operators the exponential step (docs/physics.md) acts separately on the moduli and the
 phases of the amplitudes; a fused kernel carries populations and phases per trajectory and
 runs the whole step, classical and quantum, in one loop with no temporary arrays. Two
 builds of the same loop, giving the same bits:

@@ -95,7 +95,7 @@ def prepare(
 ) -> Callable[[int, int, np.ndarray, int], None]:  # fmt: skip
     """Check a run's arrays once; return ``advance(start, stop, dW, first_step)``.
 
-    Arguments, shapes and equations as :func:`cq_core.solver.fused.numba_kernel.prepare` (SPEC §1).
+    Arguments, shapes and equations as :func:`cq_core.solver.fused.numba_kernel.prepare`.
     ``advance`` moves rows ``start … stop − 1`` by ``dW.shape[1]`` exponential steps, in place;
     ``dW`` (stop − start, chunk, m) holds their increments. A wrong dtype, shape or layout is a
     ``TypeError``/``ValueError`` here, before any number is touched.

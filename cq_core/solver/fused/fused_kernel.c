@@ -2,10 +2,10 @@
  * The fused kernel of cq_core, in C: the default integrator of the built-in diagonal models.
  *
  * The same equations, operation for operation, as the Numba kernel in
- * cq_core/numba_kernel.py (SPEC §1, the element-wise `exponential` step; see `run_chunk`
+ * numba_kernel.py beside it (docs/physics.md, the element-wise `exponential` step; see `run_chunk`
  * there for the derivation), so that both give the same bits. Built at install time as the
- * shared library `cq_core/_fused_kernel*.so` (setup.py) and called through ctypes by
- * cq_core/c_kernel.py, which checks every shape before calling: nothing here re-checks them.
+ * shared library `_fused_kernel*.so` beside it (setup.py) and called through ctypes by
+ * c_kernel.py, which checks every shape before calling: nothing here re-checks them.
  * Why C beside Numba: loading a Numba kernel costs a process ~130 MB of LLVM, more than the
  * rest of a cell (issue 8's per-cell memory target); this library costs ~0.1 MB.
  *

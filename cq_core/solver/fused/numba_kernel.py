@@ -1,11 +1,11 @@
-"""The fused kernel of :mod:`cq_core.compiled`, compiled by Numba.
+"""The fused kernel of :mod:`cq_core.solver.fused`, compiled by Numba.
 
-The same equations as the NumPy path (``cq_core.simulate.integrate`` with the element-wise
-``exponential`` step of ``cq_core.integrators``, SPEC §1), written as one loop over
-trajectories and time steps so that no temporary arrays are allocated. It consumes exactly the
-same Brownian increments (``cq_core.noise``) and agrees with the NumPy path to rounding; the C
-version (``cq_core/fused_kernel.c``) does the same operations in the same order and gives the
-same bits (``tests/test_compiled.py``).
+The same equations as the NumPy path (``cq_core.solver.integrate.integrate`` with the
+element-wise ``exponential`` step of ``cq_core.solver.schemes``, docs/physics.md), written as
+one loop over trajectories and time steps so that no temporary arrays are allocated. It
+consumes exactly the same Brownian increments (``cq_core.solver.noise``) and agrees with the
+NumPy path to rounding; the C version (``fused_kernel.c`` here) does the same operations in the same order and gives the
+same bits (``tests/solver/test_compiled.py``).
 
 Imported only when a run asks for ``backend="numba"``: importing Numba and loading a kernel
 costs a process ~130 MB of LLVM. Compiled functions are cached on disk (``cache=True``), so
@@ -205,7 +205,7 @@ def run_chunk(
     status,
     status_step,
 ):
-    """Advance every trajectory by ``dW.shape[1]`` exponential steps (SPEC §1).
+    """Advance every trajectory by ``dW.shape[1]`` exponential steps (docs/physics.md).
 
     For diagonal operators the exponential step ``ψ ← normalise(exp(−iH dt − ΣK² dt + ΣK dY)ψ)``
     acts separately on the moduli and the phases of the amplitudes, so the state is carried as
@@ -333,7 +333,7 @@ def prepare(
 
     ``advance`` calls :func:`run_chunk` on rows ``start … stop − 1`` (views, updated in
     place) with their increments ``dW`` of shape (stop − start, chunk, m). Shapes as in
-    :func:`run_chunk`; the C kernel's :func:`cq_core.c_kernel.prepare` has the same signature.
+    :func:`run_chunk`; the C kernel's :func:`.c_kernel.prepare` has the same signature.
     """
 
     def advance(start, stop, dW, first_step):
