@@ -4,8 +4,8 @@ The same equations as the NumPy path (``cq_core.solver.integrate.integrate`` wit
 element-wise ``exponential`` step of ``cq_core.solver.schemes``, docs/physics.md), written as
 one loop over trajectories and time steps so that no temporary arrays are allocated. It
 consumes exactly the same Brownian increments (``cq_core.solver.noise``) and agrees with the
-NumPy path to rounding; the C version (``fused_kernel.c`` here) does the same operations in the same order and gives the
-same bits (``tests/solver/test_compiled.py``).
+NumPy path to rounding; the C version (``fused_kernel.c`` here) does the same operations in
+the same order and gives the same bits (``tests/solver/test_compiled.py``).
 
 Imported only when a run asks for ``backend="numba"``: importing Numba and loading a kernel
 costs a process ~130 MB of LLVM. Compiled functions are cached on disk (``cache=True``), so
