@@ -62,11 +62,18 @@ def _pinv(S: Any) -> Any:
 
 
 def _nonzero(matrices: list[Any], diagonal: bool) -> list[str]:
-    """Which entries (diagonal, or row major) are not identically zero in any of ``matrices``:
-    the step loop skips the others, and the compiler drops them from unrolled loops."""
+    """The structure of each entry (diagonal, or row major) over all ``matrices``: bit 1 if its
+    real part, bit 2 if its imaginary part is not identically zero in any of them. The step
+    loop skips zero entries and multiplies by real or imaginary ones in two products."""
     d = matrices[0].shape[0] if matrices else 1
     cells = [(a, a) for a in range(d)] if diagonal else [(a, b) for a in range(d) for b in range(d)]
-    return [str(int(any(not sympy.sympify(X[a, b]).is_zero for X in matrices))) for a, b in cells]
+    flags = []
+    for a, b in cells:
+        parts = [_real_parts(X[a, b]) for X in matrices]
+        real = any(not sympy.sympify(re).is_zero for re, _ in parts)
+        imaginary = any(not sympy.sympify(im).is_zero for _, im in parts)
+        flags.append(str(int(real) + 2 * int(imaginary)))
+    return flags
 
 
 def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int], list[int]]:
