@@ -4,8 +4,9 @@
 loads from the cache, :mod:`.build`) the model's kernel, checks a run's arrays once and
 returns ``advance(start, stop, dW, first_step)`` with the interface of the hand-written fused
 kernels. The state arrays it advances in place: ``Z`` (N, n); ``state`` (N, 2d) float64 —
-populations then phases — for a pure diagonal run, ψ (N, d) complex for a pure Kraus run, ρ
-(N, d, d) complex in density mode.
+populations then phases — for a pure diagonal run, (N, 2d²) — moduli then phases of ρ — for a
+diagonal density run, ψ (N, d) complex for a pure Kraus or mean-field run, ρ (N, d, d)
+complex for a Kraus density run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from ...models import Model
 from .build import compiler, load_kernel
 
-__all__ = ["covers", "initial_state", "load", "prepare", "store_state"]
+__all__ = ["covers", "initial_state", "load", "prepare"]
 
 MAX_LEVELS = 16
 """Full (non-diagonal) operators are covered up to d = 16 (stack arrays of d² entries)."""
@@ -49,23 +50,19 @@ def load(model: Model, mode: str):
 
 
 def initial_state(model: Model, mode: str, n_traj: int) -> np.ndarray:
-    """The kernel's state for ψ0: (N, 2d) populations and phases, ψ (N, d) or ρ (N, d, d)."""
+    """The kernel's state for ψ0 (layouts in the module docstring)."""
     psi = np.broadcast_to(model.psi0, (n_traj, model.dim))
     if mode == "mean_field":
         return psi.copy()
     if mode == "density":
-        return np.ascontiguousarray(psi[:, :, None] * psi.conj()[:, None, :])
+        rho = psi[:, :, None] * psi.conj()[:, None, :]
+        if model.diagonal:  # moduli, then phases
+            flat = rho.reshape(n_traj, -1)
+            return np.ascontiguousarray(np.concatenate([np.abs(flat), np.angle(flat)], axis=1))
+        return np.ascontiguousarray(rho)
     if model.diagonal:
         return np.ascontiguousarray(np.concatenate([np.abs(psi) ** 2, np.angle(psi)], axis=1))
     return psi.copy()
-
-
-def store_state(model: Model, mode: str, state: np.ndarray) -> np.ndarray:
-    """The kernel's state as ψ (N, d) or ρ (N, d, d) (the inverse of :func:`initial_state`)."""
-    if mode == "pure" and model.diagonal:
-        d = model.dim
-        return np.sqrt(state[:, :d]) * np.exp(1j * state[:, d:])
-    return state
 
 
 def _address(name: str, array: np.ndarray, dtype, shape: tuple[int, ...]) -> int:

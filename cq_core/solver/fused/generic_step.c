@@ -30,7 +30,8 @@
  * (status 1) or stops being finite (status 2) is frozen at its last good state.
  *
  * Layouts (C order): Z (N, NC); state (N, STATE) doubles: pure DIAG (p[D], θ[D]), pure KRAUS
- * and MEANFIELD ψ (D complex), density ρ (D × D complex); dW (N, chunk, M); classical_out (N, T, NC);
+ * and MEANFIELD ψ (D complex), density DIAG (|ρ_ab| (D × D), arg ρ_ab (D × D)), density KRAUS
+ * ρ (D × D complex); dW (N, chunk, M); classical_out (N, T, NC);
  * quantum_out (N, T, D) or (N, T, D, D) complex; status (N,) int8; status_step (N,) int64.
  */
 #include <complex.h>
@@ -145,10 +146,10 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     double dY[M];
 #if DIAG
 #if DENSITY
-    const cplx *rho = (const cplx *)q_in;
+    const double *rho_modulus = q_in; /* then the phases */
     double pop[D];
     for (int a = 0; a < D; a++)
-        pop[a] = creal(rho[a * D + a]);
+        pop[a] = rho_modulus[a * D + a];
 #else
     const double *pop = q_in, *theta = q_in + D;
 #endif
@@ -169,17 +170,21 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
         top = acc > top ? acc : top;
     }
 #if DENSITY
-    /* e_a ρ_ab e_b* = ρ_ab |e_a||e_b| exp(−i dt (H_a − H_b)): one exp per level and one
-       sincos per pair a < b (ρ stays Hermitian by construction) */
+    /* e_a ρ_ab e_b* = |ρ_ab| |e_a||e_b| exp(i (φ_ab − dt (H_a − H_b))): ρ is carried as moduli
+       and phases, so a step costs one exp per level and no trigonometry (ρ Hermitian by
+       construction; the complex ρ is formed only when stored) */
     double modulus[D];
     for (int a = 0; a < D; a++)
         modulus[a] = exp(log_factor[a] - top);
-    cplx *rho_new = (cplx *)out;
+    const double *old_phase = q_in + D * D;
+    double *new_modulus = out, *new_phase = out + D * D;
     double trace = 0.0;
     for (int a = 0; a < D; a++) {
-        rho_new[a * D + a] = creal(rho[a * D + a]) * (modulus[a] * modulus[a]);
+        const int aa = a * D + a;
+        new_modulus[aa] = rho_modulus[aa] * (modulus[a] * modulus[a]);
+        new_phase[aa] = old_phase[aa];
+        trace += new_modulus[aa];
         for (int b = a + 1; b < D; b++) {
-            const double angle = -dt * (H[a] - H[b]);
             double scale = modulus[a] * modulus[b];
             if (excess != 0.0) {
                 double gap = 0.0;
@@ -189,17 +194,17 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
                 }
                 scale *= exp(-0.5 * excess * dt * gap);
             }
-            const cplx value = rho[a * D + b] * scale * (cos(angle) + I * sin(angle));
-            rho_new[a * D + b] = value;
-            rho_new[b * D + a] = conj(value);
+            const int ab = a * D + b, ba = b * D + a;
+            new_modulus[ab] = new_modulus[ba] = rho_modulus[ab] * scale;
+            new_phase[ab] = old_phase[ab] - dt * (H[a] - H[b]);
+            new_phase[ba] = -new_phase[ab];
         }
     }
-    for (int a = 0; a < D; a++)
-        trace += creal(rho_new[a * D + a]);
     int finite = isfinite(trace) && trace > 0.0;
-    for (int a = 0; a < D * D; a++) {
-        rho_new[a] /= trace;
-        finite = finite && isfinite(creal(rho_new[a])) && isfinite(cimag(rho_new[a]));
+    const double inv_trace = 1.0 / trace;
+    for (int x = 0; x < D * D; x++) {
+        new_modulus[x] *= inv_trace;
+        finite = finite && isfinite(new_modulus[x]) && isfinite(new_phase[x]);
     }
     return finite;
 #else
@@ -331,6 +336,11 @@ static inline void store_quantum(const double *q, double *out)
         const double amplitude = sqrt(q[a]);
         out[2 * a] = amplitude * cos(q[D + a]);
         out[2 * a + 1] = amplitude * sin(q[D + a]);
+    }
+#elif DIAG && DENSITY && !MEANFIELD
+    for (int x = 0; x < D * D; x++) {
+        out[2 * x] = q[x] * cos(q[D * D + x]);
+        out[2 * x + 1] = q[x] * sin(q[D * D + x]);
     }
 #else
     memcpy(out, q, sizeof(double) * QOUT);
