@@ -1,6 +1,7 @@
 """Build a model's generated kernel on first use, cached on disk across processes.
 
-A kernel is keyed by what determines its source: the step loop (``generic_step.c``), the
+A kernel is keyed by what determines its source: the shared C (``generic_step.c``,
+``run_loop.c``), the
 flags (diagonal, density) and the model. A model with a ``symbolic`` description is keyed by
 its SymPy text (``srepr``); a built-in model whose ``symbolic`` is a zero-argument function
 (built only when called) by its name and parameters, so that a cached run never builds the
@@ -38,7 +39,7 @@ COMPILE_FLAGS = (
     "-fno-math-errno",
     "-fcx-limited-range",  # complex products as written (no inf/NaN recovery calls)
 )
-_TEMPLATE = Path(__file__).with_name("generic_step.c")
+_TEMPLATE = tuple(Path(__file__).with_name(name) for name in ("generic_step.c", "run_loop.c"))
 _LOADED: dict[str, Any] = {}  # key → the loaded cq_run, per process
 
 _PTR, _INT, _DOUBLE = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
@@ -77,7 +78,7 @@ def _key(model: Model, diagonal: bool, density: bool, mean_field: bool = False) 
         what = [sympy.srepr(x) for x in (s.positions, s.momenta, s.H_C, s.H_I, s.noise)]
         what.append(sympy.srepr(s.domain) if s.domain is not None else "")
     flags = [diagonal, density, mean_field]
-    text = json.dumps([_TEMPLATE.read_text(), COMPILE_FLAGS, *flags, what])
+    text = json.dumps([[p.read_text() for p in _TEMPLATE], COMPILE_FLAGS, *flags, what])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

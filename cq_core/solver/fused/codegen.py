@@ -3,7 +3,7 @@
 :func:`generate_source` turns a :class:`cq_core.models.symbolic.SymbolicModel` into the
 model's part of the kernel: sizes, flags and two C functions of one classical point
 (``cq_point``, ``cq_inside``; their contract is at the top of ``generic_step.c``), followed
-by the shared step loop ``generic_step.c``. Derived here, symbolically, once per model:
+by the shared C (``generic_step.c``, ``run_loop.c``). Derived here, symbolically, once per model:
 
 - the flow ``{Z_j, H_C}`` and the back-reaction operators ``L_j = {Z_j, H_I}``;
 - the pseudo-inverse of the noise shape ``S(Z)`` and the measurement operators per unit
@@ -25,8 +25,8 @@ import sympy
 
 __all__ = ["TEMPLATE", "generate_source"]
 
-TEMPLATE = Path(__file__).with_name("generic_step.c")
-"""The step loop shared by every generated kernel."""
+TEMPLATE = tuple(Path(__file__).with_name(name) for name in ("generic_step.c", "run_loop.c"))
+"""The C shared by every generated kernel: the quantum steps, then the loop and RK4."""
 
 
 def _real_parts(expr: Any) -> tuple[Any, Any]:
@@ -165,4 +165,4 @@ def generate_source(
         ),
         "",
     ]
-    return "\n".join(header) + functions + "\n" + TEMPLATE.read_text()
+    return "\n".join(header) + functions + "\n" + "\n".join(p.read_text() for p in TEMPLATE)
