@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cq_core import compiled
+from cq_core.solver import fused as compiled
 
-from . import memory, qutip_ref, report, scaling
+from . import generated, memory, qutip_ref, report, scaling
 from ._util import CPU_CLOCK, REPOSITORY, WALL_CLOCK, best_time, load_average, machine_info
 from .reference import lean_reference_loop, reference_loop
 from .workloads import SEED_WORKLOAD, Workload, lattice, lattice_workload, seed_workload
@@ -46,6 +46,7 @@ class Preset:
     dimension_levels_budget: int
     dask: dict[str, Any]
     big_cell: dict[str, Any]
+    generated: tuple[int, int, int] = (2000, 1500, 3)  # trajectories, steps, rounds
 
 
 FULL = Preset(
@@ -107,6 +108,7 @@ QUICK = Preset(
         "block_sizes": [500, 5000],
         "control_n_traj": None,
     },
+    generated=(500, 500, 1),
 )
 """A smoke run (under a minute)."""
 
@@ -212,6 +214,9 @@ def run_all(preset: Preset, options: argparse.Namespace) -> dict[str, Any]:
     _say("QuTiP ssesolve")
     results["qutip"] = measure_qutip(preset, default_per_s, not options.no_qutip)
 
+    _say("generated kernels: issue 22 workloads, build times")
+    results["generated"] = generated.measure(*preset.generated)
+
     _say(f"qubit_lattice n = {', '.join(map(str, LATTICE_SITES))}")
     workloads = [
         lattice_workload(n, *preset.lattice[n], save_every=preset.lattice[n][1] // 10)
@@ -297,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         handle.write("\n")
     report.plot(results, options.output_dir / "scaling.png")
     print(report.markdown(results))
+    print(generated.markdown(results["generated"]))
     print(
         f"\n{results['command']}: {results['wall_s_total']:.0f} s wall; wrote "
         f"{options.output_dir / 'results.json'} and {options.output_dir / 'scaling.png'}"

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 import cq_core
-from cq_core import compiled
-from cq_core.noise import BrownianIncrements
-from cq_core.simulate import NOISE_CHUNK_STEPS
+from cq_core.solver import fused as compiled
+from cq_core.solver.integrate import NOISE_CHUNK_STEPS
+from cq_core.solver.noise import BrownianIncrements
 
 from ._util import interleaved, noise_floor_task, paired_ratio
 

@@ -6,16 +6,22 @@ Public API::
     simulate(model, *, sigma, n_traj, t_final, dt, seed, ...) -> xarray.Dataset
     Model                                    # describe a model of your own (docs/models.md)
 
-See SPEC §1–2 and ``docs/physics.md`` for the equations each function implements.
+See ``docs/physics.md`` for the equations each function implements.
 """
 
-from .integrators import QUANTUM_STEPS
+# the old module path cq_core.simulate (a shim) first: importing a submodule binds its name
+# here, and the function simulate bound below must win
+from . import simulate as _simulate_module  # noqa: F401
 from .models import MODELS, Model, available_models, get_model, params_to_json
-from .noise import BrownianIncrements, trajectory_generator
-from .simulate import STATUS_CODES, Trajectories, integrate, simulate, to_dataset
+from .solver.integrate import STATUS_CODES, Trajectories, integrate
+from .solver.noise import BrownianIncrements, trajectory_generator
+from .solver.operators import measurement_operators
+from .solver.positivity import check_noise_covers_backreaction
+from .solver.schemes import QUANTUM_STEPS, SCHEMES
+from .solver.settings import METHODS, MODES, RunSettings, check_run
 from .solver.master_equation import solve_master_equation
+from .solver.simulate import simulate, to_dataset
 from .sweep import open_sweep
-from .validity import METHODS, MODES, RunSettings, check_noise_covers_backreaction, check_run
 from .version import NUMERICS_VERSION, __version__
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "NUMERICS_VERSION",
     "QUANTUM_STEPS",
     "RunSettings",
+    "SCHEMES",
     "STATUS_CODES",
     "Trajectories",
     "__version__",
@@ -35,6 +42,7 @@ __all__ = [
     "check_run",
     "get_model",
     "integrate",
+    "measurement_operators",
     "open_sweep",
     "params_to_json",
     "simulate",

@@ -79,8 +79,8 @@ class Model:
         Indices of the classical components j whose ``L_j`` may be non-zero (default: all).
         Components left out are declared uncoupled (``L_j = 0``), which saves work.
     compiled_form
-        Built-in models only: ``(code, params, table)`` describing the model to the fused
-        kernels of :mod:`cq_core.compiled`. User models leave it ``None`` and run on the
+        Built-in models only: ``(name, params, table)`` describing the model to the fused
+        kernels of :mod:`cq_core.solver.fused`. User models leave it ``None`` and run on the
         NumPy path.
     symbolic
         The model as SymPy expressions (:class:`cq_core.models.symbolic.SymbolicModel`) when

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import compiled
 from ._states import PLUS, SIGMA_Z, finite, positive, state_vector
 from .base import Model
 
@@ -77,6 +76,6 @@ def linear(
         diagonal=omega == 0.0,
         coupled=(1,),
         compiled_form=(
-            (compiled.LINEAR, np.array([lam, m, phi]), SIGMA_Z[None, :]) if omega == 0.0 else None
+            ("linear", np.array([lam, m, phi]), SIGMA_Z[None, :]) if omega == 0.0 else None
         ),
     )

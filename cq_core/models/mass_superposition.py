@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import compiled
 from ._states import PLUS, SIGMA_Z, finite, positive, real_vector, state_vector
 from .base import Model
 
@@ -83,7 +82,7 @@ def mass_superposition(
         diagonal=True,
         coupled=(3, 4, 5),
         compiled_form=(
-            compiled.MASS_SUPERPOSITION,
+            "mass_superposition",
             np.array([gmm, m, d, eps * eps, phi]),
             SIGMA_Z[None, :],
         ),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import compiled
 from ._states import finite, positive, real_vector, state_vector
 from .base import Model
 
@@ -83,5 +82,5 @@ def qubit_lattice(
         noise_shape=noise_shape,
         diagonal=True,
         coupled=tuple(range(n, 2 * n)),
-        compiled_form=(compiled.QUBIT_LATTICE, np.array([lam, m, gamma]), spins),
+        compiled_form=("qubit_lattice", np.array([lam, m, gamma]), spins),
     )

@@ -1,4 +1,4 @@
-"""Brownian increments keyed by (base seed, seed, trajectory index) (cq_core/noise.py, SPEC §4)."""
+"""Brownian increments keyed by (base seed, seed, trajectory index) (cq_core/solver/noise.py)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_shape(n_noises):
 )
 def test_vectorised_seeding_equals_numpy_seed_sequence(base_seed, seed, first, n_traj):
     """The batch seeding reproduces SeedSequence(base_seed, spawn_key=(seed, i)) exactly."""
-    from cq_core.noise import trajectory_states
+    from cq_core.solver.noise import trajectory_states
 
     expected = np.stack(
         [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cq_core
-from cq_core import compiled
+from cq_core.solver import fused as compiled
 
 NUMBA = pytest.mark.skipif(not compiled.available("numba"), reason="numba is not installed")
 
@@ -18,6 +18,8 @@ COVERED = [
     ("mass_superposition", {"phi": 5.0, "eps": 0.1, "psi0": [0.8, 0.6j]}, 0.05, 1e-4),
     ("linear", {"p0": 1.0, "psi0": [0.3, 0.7 + 0.1j]}, 1.0, 1e-3),
     ("qubit_lattice", {"n": 3, "phi0": [0.1, -0.2, 0.3]}, 1.0, 1e-4),
+    # some levels empty (their loops are skipped), the others of unequal weight and phase
+    ("qubit_lattice", {"n": 3, "psi0": [0.5, 0, 0.3j, 0, 0, 0.6, 0, 0.2]}, 1.0, 1e-4),
 ]
 
 
@@ -26,7 +28,9 @@ FUSED = ["c", pytest.param("numba", marks=NUMBA)]
 
 def test_the_c_kernel_is_built():
     """CI builds it (setup.py marks it optional, so a failed build must fail here instead)."""
-    assert compiled.available("c"), "cq_core/_fused_kernel*.so is missing: is gcc installed?"
+    assert compiled.available("c"), (
+        "cq_core/solver/fused/_fused_kernel*.so is missing: is gcc installed?"
+    )
 
 
 @pytest.mark.parametrize("backend", FUSED)
@@ -97,10 +101,12 @@ def test_fused_kernels_refuse_what_they_do_not_cover(backend):
 
 
 def test_the_c_kernel_checks_its_arrays_before_touching_them():
-    from cq_core.c_kernel import prepare
+    from cq_core.solver.fused.c_kernel import prepare
+    from cq_core.solver.fused.codes import CODES
 
     model = cq_core.get_model("mass_superposition")
-    code, params, table = model.compiled_form
+    name, params, table = model.compiled_form
+    code = CODES[name]
     kernel = 0.02 * model.noise_shape
     arrays = dict(
         Z=np.repeat(model.z0[None, :], 3, axis=0), populations=np.full((3, 2), 0.5),
@@ -155,3 +161,19 @@ def test_a_test_mass_on_a_point_source_is_rejected_before_running():
     model = cq_core.get_model("mass_superposition", r0=(-1.0, 0.0, 0.0))
     with pytest.raises(ValueError, match="not finite at the initial point"):
         cq_core.simulate(model, sigma=0.02, n_traj=3, t_final=0.001, dt=1e-4, seed=0)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_empty_levels_stay_empty_and_the_others_evolve(backend):
+    psi0 = np.zeros(16)
+    psi0[[0, 5, 15]] = [0.6, 0.0, 0.8]  # level 5 given zero weight explicitly
+    model = cq_core.get_model("qubit_lattice", n=4, psi0=psi0)
+    ds = cq_core.simulate(
+        model, sigma=1.0, n_traj=5, t_final=0.05, dt=1e-3, seed=2, save_every=5, backend=backend
+    )
+    psi = ds.psi.values
+    empty = np.ones(16, dtype=bool)
+    empty[[0, 15]] = False
+    assert np.all(psi[:, :, empty] == 0)
+    assert np.all(np.abs(psi[:, -1, 0]) != 0.6)  # the occupied levels moved
+    np.testing.assert_allclose(np.abs(psi[:, :, ~empty]) ** 2 @ np.ones(2), 1.0, atol=1e-13)

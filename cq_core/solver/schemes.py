@@ -1,4 +1,8 @@
-"""One time step of the quantum state, for each integrator (SPEC §1, "Integrators").
+"""The quantum schemes, registered by name in one table (docs/physics.md, "Equations → code").
+
+A scheme is one time step of the quantum state, in pure and density mode; :data:`SCHEMES`
+maps its name (the ``method`` of a run) to a :class:`Scheme`. Adding a scheme is one
+:func:`register` call: the run checks, the NumPy integrator and the Dataset attrs read the table.
 
 Shapes (N trajectories, d levels, m Wiener processes):
 
@@ -15,7 +19,7 @@ Integrators
 -----------
 ``exponential`` (default for diagonal models)
     Freeze Z over the step and apply the exact solution of the linear stochastic
-    Schrödinger equation, then renormalise (SPEC §1)::
+    Schrödinger equation, then renormalise::
 
         ψ ← normalise(exp(−i H dt − Σ_i K_i² dt + Σ_i K_i dY_i) ψ)
 
@@ -42,16 +46,22 @@ Integrators
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 __all__ = [
+    "QUANTUM_STEPS",
+    "SCHEMES",
+    "Scheme",
+    "register",
     "exponential_pure",
     "exponential_density",
     "kraus_pure",
     "kraus_density",
     "euler_pure",
     "euler_density",
-    "QUANTUM_STEPS",
 ]
 
 
@@ -144,7 +154,7 @@ def euler_pure(psi, H, K, mean_K, dW, dt, excess=0.0):
 
 
 def euler_density(rho, H, K, mean_K, dW, dt, excess=0.0):
-    """Euler–Maruyama step of the density-matrix SDE of SPEC §1 (not renormalised)."""
+    """Euler–Maruyama step of the density-matrix SDE (not renormalised)."""
     H, K = _as_matrices(H, K)
     K = np.broadcast_to(K, (rho.shape[0], *K.shape[1:]))
     rho_m = rho[:, None]  # (N, 1, d, d)
@@ -161,12 +171,60 @@ def euler_density(rho, H, K, mean_K, dW, dt, excess=0.0):
     )
 
 
+StepFn = Callable[..., np.ndarray]
+"""``step(state, H, K, mean_K, dW, dt, excess) -> new state`` (shapes in the module doc)."""
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One quantum scheme: its pure and density steps and what it needs of a model."""
+
+    name: str
+    pure: StepFn
+    density: StepFn
+    needs_diagonal: bool = False
+    """True when the scheme is exact only for commuting (diagonal) operators."""
+    summary: str = ""
+
+    def step(self, mode: str) -> StepFn:
+        """The step for ``mode`` (``"pure"`` or ``"density"``)."""
+        return self.pure if mode == "pure" else self.density
+
+
+SCHEMES: dict[str, Scheme] = {}
+"""Every scheme by name, in the order they were registered."""
+
+
+def register(scheme: Scheme) -> Scheme:
+    """Add ``scheme`` to :data:`SCHEMES` (a name may be registered once)."""
+    if scheme.name in SCHEMES or scheme.name in ("auto", "rk4"):
+        raise ValueError(f"scheme name {scheme.name!r} is taken")
+    SCHEMES[scheme.name] = scheme
+    return scheme
+
+
+register(
+    Scheme(
+        "exponential",
+        exponential_pure,
+        exponential_density,
+        needs_diagonal=True,
+        summary="exact exponential step for commuting operators (default for diagonal models)",
+    )
+)
+register(
+    Scheme(
+        "kraus",
+        kraus_pure,
+        kraus_density,
+        summary="Rouchon–Ralph Kraus step (default for non-commuting models)",
+    )
+)
+register(Scheme("euler", euler_pure, euler_density, summary="Euler–Maruyama, not renormalised"))
+
 QUANTUM_STEPS = {
-    ("exponential", "pure"): exponential_pure,
-    ("exponential", "density"): exponential_density,
-    ("kraus", "pure"): kraus_pure,
-    ("kraus", "density"): kraus_density,
-    ("euler", "pure"): euler_pure,
-    ("euler", "density"): euler_density,
+    (name, mode): scheme.step(mode)
+    for name, scheme in SCHEMES.items()
+    for mode in ("pure", "density")
 }
-"""The quantum update for each (method, mode)."""
+"""The quantum update for each (method, mode), read from :data:`SCHEMES`."""

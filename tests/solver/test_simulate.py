@@ -119,7 +119,7 @@ def test_mean_field_is_deterministic_and_noise_free():
 
 
 def test_sqrt_potential_trajectories_leaving_the_domain_are_frozen_and_flagged():
-    """q ≤ 0 is outside the model: stop and flag, keep the trajectory, never NaN (SPEC §2.2)."""
+    """q ≤ 0 is outside the model: stop and flag, keep the trajectory, never NaN."""
     model = cq_core.get_model("sqrt_potential")  # q0 = 1, p0 = −1: heads for the wall
     ds = cq_core.simulate(model, sigma=0.5, n_traj=200, t_final=2.0, dt=1e-3, seed=0, save_every=10)
     left = ds.status == cq_core.STATUS_CODES["left_domain"]

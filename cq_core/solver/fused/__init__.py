@@ -1,19 +1,19 @@
 """The fused kernels: the default integrator of the built-in diagonal models, compiled.
 
-For diagonal operators the exponential step of SPEC §1 acts separately on the moduli and the
+For diagonal operators the exponential step (docs/physics.md) acts separately on the moduli and the
 phases of the amplitudes; a fused kernel carries populations and phases per trajectory and
 runs the whole step, classical and quantum, in one loop with no temporary arrays. Two
 builds of the same loop, giving the same bits:
 
 ``"c"``
-    ``cq_core/fused_kernel.c``, built by ``pip install`` and called through ctypes
-    (:mod:`cq_core.c_kernel`). The default where it is built: it adds ~0.1 MB to a process.
+    ``fused_kernel.c`` here, built by ``pip install`` and called through ctypes
+    (:mod:`.c_kernel`). The default where it is built: it adds ~0.1 MB to a process.
 ``"numba"``
-    :mod:`cq_core.numba_kernel`, compiled by Numba on first use and cached on disk. The
+    :mod:`.numba_kernel`, compiled by Numba on first use and cached on disk. The
     fallback where no C compiler was available; importing it costs a process ~130 MB.
 
 Covered: pure mode, the ``exponential`` method, models with a constant noise kernel whose
-:class:`~cq_core.models.base.Model` carries a ``compiled_form`` (``code, params, table``:
+:class:`~cq_core.models.base.Model` carries a ``compiled_form`` (``name, params, table``:
 ``linear`` with ω = 0, ``mass_superposition``, ``qubit_lattice``). Everything else runs on the
 NumPy path. Nothing here imports Numba until a run asks for it.
 """
@@ -23,23 +23,13 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
-__all__ = [
-    "BACKENDS",
-    "LINEAR",
-    "MASS_SUPERPOSITION",
-    "QUBIT_LATTICE",
-    "available",
-    "prepare",
-]
+from .codes import CODES
 
-LINEAR = 0
-"""``compiled_form`` code of ``linear``: params (lam, m, phi); table = σz diagonal.
+__all__ = ["BACKENDS", "GENERATED", "available", "prepare"]
 
-Every model's params hold the mass at index 1 (used by the free-particle flow)."""
-MASS_SUPERPOSITION = 1
-"""Code of ``mass_superposition``: params (G·M·m, m, d, eps², phi); table = σz diagonal."""
-QUBIT_LATTICE = 2
-"""Code of ``qubit_lattice``: params (lam, m, gamma); table = spins (n, d)."""
+GENERATED = "generated"
+"""The kernel generated from a model's SymPy description (:mod:`.generated`): every model
+that has one, pure and density modes, diagonal (exponential) and full (Kraus) operators."""
 
 BACKENDS = ("c", "numba")
 """The fused kernels, in the order ``backend="auto"`` prefers them."""
@@ -62,9 +52,10 @@ def available(backend: str) -> bool:
 def prepare(backend: str, *arrays) -> Callable[..., None]:
     """A fused kernel bound to a run's arrays: ``advance(start, stop, dW, first_step)``.
 
-    ``arrays``: ``code, params, table, kernel, kernel_pinv, coupled, Z, populations, phases,
+    ``arrays``: ``name, params, table, kernel, kernel_pinv, coupled, Z, populations, phases,
     dt, saved_steps, classical_out, psi_out, status, status_step`` (shapes in
-    :func:`cq_core.numba_kernel.run_chunk`). ``advance`` moves rows ``start … stop − 1`` by
+    :func:`.numba_kernel.run_chunk`; ``name`` is
+    ``compiled_form[0]``). ``advance`` moves rows ``start … stop − 1`` by
     ``dW.shape[1]`` exponential steps in place. Imports the kernel on first use.
     """
     if backend == "c":
@@ -73,4 +64,9 @@ def prepare(backend: str, *arrays) -> Callable[..., None]:
         from .numba_kernel import prepare as bind
     else:
         raise ValueError(f"fused kernels are {', '.join(BACKENDS)}; got {backend!r}")
-    return bind(*arrays)
+    name, *rest = arrays
+    if name not in CODES:
+        raise ValueError(
+            f"no fused kernel for model {name!r}; fused kernels cover {', '.join(CODES)}"
+        )
+    return bind(CODES[name], *rest)

@@ -2,10 +2,10 @@
  * The fused kernel of cq_core, in C: the default integrator of the built-in diagonal models.
  *
  * The same equations, operation for operation, as the Numba kernel in
- * cq_core/numba_kernel.py (SPEC §1, the element-wise `exponential` step; see `run_chunk`
+ * numba_kernel.py beside it (docs/physics.md, the element-wise `exponential` step; see `run_chunk`
  * there for the derivation), so that both give the same bits. Built at install time as the
- * shared library `cq_core/_fused_kernel*.so` (setup.py) and called through ctypes by
- * cq_core/c_kernel.py, which checks every shape before calling: nothing here re-checks them.
+ * shared library `_fused_kernel*.so` beside it (setup.py) and called through ctypes by
+ * c_kernel.py, which checks every shape before calling: nothing here re-checks them.
  * Why C beside Numba: loading a Numba kernel costs a process ~130 MB of LLVM, more than the
  * rest of a cell (issue 8's per-cell memory target); this library costs ~0.1 MB.
  *
@@ -164,20 +164,26 @@ int cq_run_chunk_mass(const double *restrict params, const double *restrict kern
     return 0;
 }
 
-/* H (d,) = diag H_I(Z) and, for LINEAR, L (1, d); QUBIT_LATTICE's L is constant. */
+/* H_a = diag H_I(Z) for the levels a in `active` (all d if NULL) and, for LINEAR, L (1, d);
+   QUBIT_LATTICE's L is constant. */
 static void interaction(int64_t code, const double *params, const double *table,
-                        int64_t table_rows, const double *z, int64_t d, double *H, double *L)
+                        int64_t table_rows, const double *z, int64_t d, double *H, double *L,
+                        const int64_t *active, int64_t n_active)
 {
+    const int64_t count = active == NULL ? d : n_active;
     if (code == LINEAR) {
         const double lam = params[0], phi = params[2];
         const double h = 2.0 * lam * z[0] + phi;
-        for (int64_t a = 0; a < d; a++) {
-            H[a] = h * table[a];
+        for (int64_t a = 0; a < d; a++)
             L[a] = -2.0 * lam * table[a];
+        for (int64_t u = 0; u < count; u++) {
+            const int64_t a = active == NULL ? u : active[u];
+            H[a] = h * table[a];
         }
     } else { /* QUBIT_LATTICE: params (lam, m, gamma), table = spins (n, d) */
         const double lam = params[0], gamma = params[2];
-        for (int64_t a = 0; a < d; a++) {
+        for (int64_t u = 0; u < count; u++) {
+            const int64_t a = active == NULL ? u : active[u];
             double h = 0.0;
             for (int64_t i = 0; i < table_rows; i++)
                 h += (z[i] + gamma) * table[i * d + a];
@@ -188,7 +194,9 @@ static void interaction(int64_t code, const double *params, const double *table,
 
 /*
  * The generic loop for LINEAR (ω = 0) and QUBIT_LATTICE: constant back-reaction operators
- * L (c, d) and K_i = ½ Σ_j σ⁺_ij L_j (m, d). Returns 0, or −1 if scratch memory ran out,
+ * L (c, d) and K_i = ½ Σ_j σ⁺_ij L_j (m, d). The exponential step multiplies each population,
+ * so a level with p_a = 0 keeps p_a = 0: each trajectory's loop runs over its levels with
+ * p_a ≠ 0 only (`active`; for the lattice's GHZ state 2 of 2ⁿ), and its ψ_a = 0 is stored. Returns 0, or −1 if scratch memory ran out,
  * or −2 for a code this loop does not cover (mass_superposition has its own).
  */
 int cq_run_chunk(int64_t code, const double *params, const double *table, int64_t table_rows,
@@ -202,8 +210,12 @@ int cq_run_chunk(int64_t code, const double *params, const double *table, int64_
         return -2;
     /* scratch: H (d), L (c·d), K (m·d), KK (d), dY (m), z_new (n), p_new (d), log_factor (d) */
     double *scratch = malloc(sizeof(double) * (size_t)(4 * d + c * d + m * d + m + n));
-    if (scratch == NULL)
+    int64_t *active = malloc(sizeof(int64_t) * (size_t)d);
+    if (scratch == NULL || active == NULL) {
+        free(scratch);
+        free(active);
         return -1;
+    }
     double *H = scratch, *L = H + d, *K = L + c * d, *KK = K + m * d, *dY = KK + d;
     double *z_new = dY + m, *p_new = z_new + n, *log_factor = p_new + d;
     /* L (and so K) do not depend on Z: filled once */
@@ -213,7 +225,7 @@ int cq_run_chunk(int64_t code, const double *params, const double *table, int64_
             for (int64_t a = 0; a < d; a++)
                 L[i * d + a] = -lam * table[i * d + a]; /* L_{π_i} = −λ σz^(i) */
     } else {
-        interaction(code, params, table, table_rows, Z, d, H, L);
+        interaction(code, params, table, table_rows, Z, d, H, L, NULL, 0);
     }
     for (int64_t a = 0; a < d; a++)
         KK[a] = 0.0;
@@ -231,11 +243,15 @@ int cq_run_chunk(int64_t code, const double *params, const double *table, int64_
     for (int64_t t = 0; t < N; t++) {
         int64_t slot = first_slot;
         double *z = Z + t * n, *p = populations + t * d, *theta = phases + t * d;
+        int64_t n_active = 0;
+        for (int64_t a = 0; a < d; a++)
+            if (p[a] != 0.0)
+                active[n_active++] = a;
         for (int64_t k = 0; k < chunk; k++) {
             const int64_t step = first_step + k + 1;
             const double *noise = dW + (t * chunk + k) * m;
             if (status[t] == 0) {
-                interaction(code, params, table, table_rows, z, d, H, L);
+                interaction(code, params, table, table_rows, z, d, H, L, active, n_active);
                 /* classical drift {Z, H_C} + ⟨L⟩ (free particles: q̇ = p/m), noise σ dW */
                 for (int64_t r = 0; r < half; r++) {
                     z_new[r] = z[r] + z[half + r] / mass * dt;
@@ -243,8 +259,8 @@ int cq_run_chunk(int64_t code, const double *params, const double *table, int64_
                 }
                 for (int64_t j = 0; j < c; j++) {
                     double acc = 0.0;
-                    for (int64_t a = 0; a < d; a++)
-                        acc += L[j * d + a] * p[a];
+                    for (int64_t u = 0; u < n_active; u++)
+                        acc += L[j * d + active[u]] * p[active[u]];
                     z_new[coupled[j]] += acc * dt;
                 }
                 int finite = 1;
@@ -258,12 +274,13 @@ int cq_run_chunk(int64_t code, const double *params, const double *table, int64_
                 /* the record dY_i = dW_i + 2⟨K_i⟩dt and the population update */
                 for (int64_t i = 0; i < m; i++) {
                     double acc = 0.0;
-                    for (int64_t a = 0; a < d; a++)
-                        acc += K[i * d + a] * p[a];
+                    for (int64_t u = 0; u < n_active; u++)
+                        acc += K[i * d + active[u]] * p[active[u]];
                     dY[i] = noise[i] + 2.0 * dt * acc;
                 }
                 double top = -INFINITY;
-                for (int64_t a = 0; a < d; a++) {
+                for (int64_t u = 0; u < n_active; u++) {
+                    const int64_t a = active[u];
                     double acc = -dt * KK[a];
                     for (int64_t i = 0; i < m; i++)
                         acc += K[i * d + a] * dY[i];
@@ -271,7 +288,8 @@ int cq_run_chunk(int64_t code, const double *params, const double *table, int64_
                     top = acc > top ? acc : top;
                 }
                 double total = 0.0;
-                for (int64_t a = 0; a < d; a++) {
+                for (int64_t u = 0; u < n_active; u++) {
+                    const int64_t a = active[u];
                     const double value = p[a] * exp(2.0 * (log_factor[a] - top));
                     p_new[a] = value;
                     total += value;
@@ -280,7 +298,8 @@ int cq_run_chunk(int64_t code, const double *params, const double *table, int64_
                 if (finite) {
                     for (int64_t r = 0; r < n; r++)
                         z[r] = z_new[r];
-                    for (int64_t a = 0; a < d; a++) {
+                    for (int64_t u = 0; u < n_active; u++) {
+                        const int64_t a = active[u];
                         p[a] = p_new[a] / total;
                         theta[a] -= dt * H[a];
                     }
@@ -299,5 +318,6 @@ int cq_run_chunk(int64_t code, const double *params, const double *table, int64_
         }
     }
     free(scratch);
+    free(active);
     return 0;
 }

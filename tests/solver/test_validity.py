@@ -1,4 +1,4 @@
-"""Bad inputs are rejected before any work starts, with a message naming the input (SPEC §1)."""
+"""Bad inputs are rejected before any work starts, with a message naming the input."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ BAD_RUNS = [
     ({"excess": 0.5}, "excess > 0 needs mode 'density'"),
     ({"excess": 0.5, "mode": "mean_field"}, "excess > 0 needs mode 'density'"),
     ({"mode": "mean_field", "method": "euler"}, "does not apply to mode 'mean_field'"),
-    ({"n_traj": 10**9, "save_every": 1}, "the run would store .* GiB"),
+    ({"n_traj": 10**9, "save_every": 1}, "n_traj=1000000000: the run would store .* GiB"),
 ]
 
 
@@ -83,7 +83,7 @@ def _p_coupled_model(noise_on_position: bool) -> Model:
 
 
 def test_backreaction_without_noise_is_rejected():
-    """SPEC §1: (1 − D2 D2⁺) D1 = 0 — position is pushed but carries no noise."""
+    """Complete positivity: (1 − D2 D2⁺) D1 = 0 — position is pushed but carries no noise."""
     with pytest.raises(ValueError, match=r"back-reaction direction\(s\) q without noise"):
         cq_core.simulate(_p_coupled_model(noise_on_position=False), **GOOD)
     # the same model with noise on q is valid and runs
@@ -126,7 +126,7 @@ def test_bad_user_models_are_rejected(field, value, message):
 def test_checks_run_before_any_work(monkeypatch):
     """A bad input fails before the integrator is ever called."""
     calls = []
-    simulate_module = importlib.import_module("cq_core.simulate")
+    simulate_module = importlib.import_module("cq_core.solver.simulate")
     monkeypatch.setattr(simulate_module, "integrate", lambda *a, **k: calls.append(1))
     with pytest.raises(ValueError):
         _linear_run(sigma=-1.0)

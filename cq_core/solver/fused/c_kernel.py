@@ -1,6 +1,6 @@
-"""The fused kernel compiled from C (``cq_core/fused_kernel.c``), called through ctypes.
+"""The fused kernel compiled from C (``fused_kernel.c`` here), called through ctypes.
 
-``pip install`` builds ``fused_kernel.c`` into ``cq_core/_fused_kernel<suffix>.so`` (setup.py;
+``pip install`` builds ``fused_kernel.c`` into ``_fused_kernel<suffix>.so`` beside it (setup.py;
 optional: without a C compiler the install still succeeds and :data:`AVAILABLE` is false).
 It is a plain shared library, not a Python extension module: loading it costs a process
 ~0.1 MB, where loading a Numba kernel costs ~130 MB of LLVM. ctypes releases the GIL during
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compiled import LINEAR, MASS_SUPERPOSITION
+from .codes import LINEAR, MASS_SUPERPOSITION
 
 __all__ = ["AVAILABLE", "LIBRARY_PATH", "prepare"]
 
@@ -95,7 +95,7 @@ def prepare(
 ) -> Callable[[int, int, np.ndarray, int], None]:  # fmt: skip
     """Check a run's arrays once; return ``advance(start, stop, dW, first_step)``.
 
-    Arguments, shapes and equations as :func:`cq_core.numba_kernel.prepare` (SPEC §1).
+    Arguments, shapes and equations as :func:`cq_core.solver.fused.numba_kernel.prepare`.
     ``advance`` moves rows ``start … stop − 1`` by ``dW.shape[1]`` exponential steps, in place;
     ``dW`` (stop − start, chunk, m) holds their increments. A wrong dtype, shape or layout is a
     ``TypeError``/``ValueError`` here, before any number is touched.

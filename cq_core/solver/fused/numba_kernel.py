@@ -1,11 +1,11 @@
-"""The fused kernel of :mod:`cq_core.compiled`, compiled by Numba.
+"""The fused kernel of :mod:`cq_core.solver.fused`, compiled by Numba.
 
-The same equations as the NumPy path (``cq_core.simulate.integrate`` with the element-wise
-``exponential`` step of ``cq_core.integrators``, SPEC §1), written as one loop over
-trajectories and time steps so that no temporary arrays are allocated. It consumes exactly the
-same Brownian increments (``cq_core.noise``) and agrees with the NumPy path to rounding; the C
-version (``cq_core/fused_kernel.c``) does the same operations in the same order and gives the
-same bits (``tests/test_compiled.py``).
+The same equations as the NumPy path (``cq_core.solver.integrate.integrate`` with the
+element-wise ``exponential`` step of ``cq_core.solver.schemes``, docs/physics.md), written as
+one loop over trajectories and time steps so that no temporary arrays are allocated. It
+consumes exactly the same Brownian increments (``cq_core.solver.noise``) and agrees with the
+NumPy path to rounding; the C version (``fused_kernel.c`` here) does the same operations in
+the same order and gives the same bits (``tests/solver/test_compiled.py``).
 
 Imported only when a run asks for ``backend="numba"``: importing Numba and loading a kernel
 costs a process ~130 MB of LLVM. Compiled functions are cached on disk (``cache=True``), so
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .compiled import LINEAR, MASS_SUPERPOSITION, QUBIT_LATTICE
+from .codes import LINEAR, MASS_SUPERPOSITION, QUBIT_LATTICE
 
 __all__ = ["prepare", "run_chunk"]
 
@@ -30,15 +30,18 @@ def _njit(function=None, *, inline="never"):
 
 
 @_njit(inline="always")
-def _interaction(code, params, table, Z, H, L):
-    """Fill H (d,) = diag H_I(Z) and L (c, d) = the coupled back-reaction operators at Z."""
+def _interaction(code, params, table, Z, H, L, active, n_active):
+    """Fill H (d,) = diag H_I(Z) on the levels ``active[:n_active]`` (mass_superposition: all)
+    and L (c, d) = the coupled back-reaction operators at Z."""
     d = H.shape[0]
     if code == LINEAR:
         lam, phi = params[0], params[2]
         h = 2.0 * lam * Z[0] + phi
         for a in range(d):
-            H[a] = h * table[0, a]
             L[0, a] = -2.0 * lam * table[0, a]
+        for u in range(n_active):
+            a = active[u]
+            H[a] = h * table[0, a]
     elif code == MASS_SUPERPOSITION:
         gmm, d_src, eps2, phi = params[0], params[2], params[3], params[4]
         for a in range(2):
@@ -53,7 +56,8 @@ def _interaction(code, params, table, Z, H, L):
     else:  # QUBIT_LATTICE
         lam, gamma = params[0], params[2]
         n = table.shape[0]
-        for a in range(d):
+        for u in range(n_active):
+            a = active[u]
             h = 0.0
             for i in range(n):
                 h += (Z[i] + gamma) * table[i, a]
@@ -201,7 +205,7 @@ def run_chunk(
     status,
     status_step,
 ):
-    """Advance every trajectory by ``dW.shape[1]`` exponential steps (SPEC §1).
+    """Advance every trajectory by ``dW.shape[1]`` exponential steps (docs/physics.md).
 
     For diagonal operators the exponential step ``ψ ← normalise(exp(−iH dt − ΣK² dt + ΣK dY)ψ)``
     acts separately on the moduli and the phases of the amplitudes, so the state is carried as
@@ -210,6 +214,8 @@ def run_chunk(
         p_a ← p_a exp(2 Σ_i (K_ia dY_i − K_ia² dt)) / Σ_b (…),   θ_a ← θ_a − H_a dt
 
     which needs no trigonometry per step; ``ψ_a = √p_a e^{iθ_a}`` is formed only when stored.
+    A level with ``p_a = 0`` keeps ``p_a = 0`` (the update multiplies), so each trajectory's
+    loops run over its levels with ``p_a ≠ 0`` only (for the lattice's GHZ state, 2 of 2ⁿ).
 
     Shapes: Z (N, n), populations and phases (N, d), dW (N, chunk, m), kernel (n, m) = σ·shape,
     kernel_pinv (m, n) = σ⁺, coupled (c,) component indices, saved_steps (T,) step indices,
@@ -232,11 +238,12 @@ def run_chunk(
     K = np.empty((m, d))
     KK = np.empty(d)
     constant_ops = code != MASS_SUPERPOSITION
+    active = np.arange(d)  # levels with p_a ≠ 0 (a zero population stays zero)
     if constant_ops:  # L (and so K) do not depend on Z
         if code == QUBIT_LATTICE:
             _lattice_forces(params, table, L)
         else:
-            _interaction(code, params, table, Z[0], H, L)
+            _interaction(code, params, table, Z[0], H, L, active, d)
         _measurement_operators(kernel_pinv, coupled, L, K, KK)
     dY = np.empty(m)
     z_new = np.empty(n)
@@ -248,10 +255,15 @@ def run_chunk(
         z = Z[t]
         p = populations[t]
         theta = phases[t]
+        n_active = 0
+        for a in range(d):
+            if p[a] != 0.0:
+                active[n_active] = a
+                n_active += 1
         for k in range(chunk):
             step = first_step + k + 1
             if status[t] == 0:
-                _interaction(code, params, table, z, H, L)
+                _interaction(code, params, table, z, H, L, active, n_active)
                 if not constant_ops:
                     _measurement_operators(kernel_pinv, coupled, L, K, KK)
                 # classical drift {Z, H_C} + ⟨L⟩ (free particles: q̇ = p/m) and noise σ dW
@@ -261,8 +273,8 @@ def run_chunk(
                     z_new[half + r] = z[half + r]
                 for j in range(c):
                     acc = 0.0
-                    for a in range(d):
-                        acc += L[j, a] * p[a]
+                    for u in range(n_active):
+                        acc += L[j, active[u]] * p[active[u]]
                     z_new[coupled[j]] += acc * dt
                 finite = True
                 for r in range(n):
@@ -274,18 +286,20 @@ def run_chunk(
                 # the record dY_i = dW_i + 2⟨K_i⟩dt and the population update
                 for i in range(m):
                     acc = 0.0
-                    for a in range(d):
-                        acc += K[i, a] * p[a]
+                    for u in range(n_active):
+                        acc += K[i, active[u]] * p[active[u]]
                     dY[i] = dW[t, k, i] + 2.0 * dt * acc
                 top = -np.inf
-                for a in range(d):
+                for u in range(n_active):
+                    a = active[u]
                     acc = -dt * KK[a]
                     for i in range(m):
                         acc += K[i, a] * dY[i]
                     log_factor[a] = acc
                     top = acc if acc > top else top  # a select: no mispredicted branch
                 total = 0.0
-                for a in range(d):
+                for u in range(n_active):
+                    a = active[u]
                     value = p[a] * np.exp(2.0 * (log_factor[a] - top))
                     p_new[a] = value
                     total += value
@@ -293,7 +307,8 @@ def run_chunk(
                 if finite:
                     for r in range(n):
                         z[r] = z_new[r]
-                    for a in range(d):
+                    for u in range(n_active):
+                        a = active[u]
                         p[a] = p_new[a] / total
                         theta[a] -= dt * H[a]
                 else:
@@ -318,7 +333,7 @@ def prepare(
 
     ``advance`` calls :func:`run_chunk` on rows ``start … stop − 1`` (views, updated in
     place) with their increments ``dW`` of shape (stop − start, chunk, m). Shapes as in
-    :func:`run_chunk`; the C kernel's :func:`cq_core.c_kernel.prepare` has the same signature.
+    :func:`run_chunk`; the C kernel's :func:`.c_kernel.prepare` has the same signature.
     """
 
     def advance(start, stop, dW, first_step):

@@ -1,12 +1,12 @@
-"""Observed convergence orders, norm and positivity of the quantum integrators (SPEC §1).
+"""Observed convergence orders, norm and positivity of the quantum integrators (docs/physics.md).
 
 Strong order
     Every step size runs on the same Brownian paths: fine increments are drawn once from a
     fixed generator and summed in consecutive pairs, fours, … for the coarser grids. The
     state at ``t_final`` is compared with a reference computed on the finest grid by an
-    independent implementation written in this file from the SPEC §1 equations (classical
+    independent implementation written in this file from the equations of docs/physics.md (classical
     Euler–Maruyama plus the matrix-exponential step ``exp(−iH dt − ΣK² dt + ΣK dY)``, Z frozen
-    over the step). It shares no code with ``cq_core.integrators`` or ``_Operators``, so an
+    over the step). It shares no code with ``cq_core.solver.schemes`` or ``_Operators``, so an
     integrator that converges to the wrong equation (a wrong Itô correction, a wrong factor
     in K) shows an error that does not go down, and the order assertions fail.
 Weak order
@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import cq_core
-from cq_core import compiled
+from cq_core.solver import fused as compiled
 
 REFERENCE_STEPS = 4096
 """Steps of the reference solution for the strong-order study (16× the finest tested grid)."""
@@ -189,7 +189,7 @@ def _expm_2x2(G: np.ndarray) -> np.ndarray:
 
 
 def _reference(model: cq_core.Model, sigma: float, t_final: float, dW_all: np.ndarray):
-    """Independent solution of the pure-state SDEs of SPEC §1 for a qubit, constant noise.
+    """Independent solution of the pure-state SDEs (docs/physics.md) for a qubit, constant noise.
 
     ``dZ = ({Z, H_C} + ⟨L⟩) dt + σ dW``;
     ``ψ ← normalise(exp(−iH dt − Σ K_i² dt + Σ K_i dY_i) ψ)``, ``K_i = ½ Σ_j σ⁺_ij L_j``,

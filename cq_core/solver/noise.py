@@ -1,4 +1,4 @@
-"""Brownian increments keyed by (base seed, seed, trajectory index) (SPEC §4).
+"""Brownian increments keyed by (base seed, seed, trajectory index) (docs/physics.md).
 
 Every trajectory owns an independent NumPy ``Generator`` (SFC64, the fastest of NumPy's
 bit generators here) seeded from

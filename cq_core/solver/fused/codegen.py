@@ -1,0 +1,168 @@
+"""C source of a model's compiled kernel, generated from its SymPy description.
+
+:func:`generate_source` turns a :class:`cq_core.models.symbolic.SymbolicModel` into the
+model's part of the kernel: sizes, flags and two C functions of one classical point
+(``cq_point``, ``cq_inside``; their contract is at the top of ``generic_step.c``), followed
+by the shared C (``generic_step.c``, ``run_loop.c``). Derived here, symbolically, once per model:
+
+- the flow ``{Z_j, H_C}`` and the back-reaction operators ``L_j = {Z_j, H_I}``;
+- the pseudo-inverse of the noise shape ``S(Z)`` and the measurement operators per unit
+  strength ``K_i = ½ Σ_j (S⁺)_ij L_j`` with ``K2 = Σ_i K_i²`` (docs/physics.md,
+  "Equations → code");
+- common subexpressions shared between all of them (``sympy.cse``), printed with
+  ``sympy.ccode``.
+
+Only :mod:`.build` imports this module, and only when a kernel is not in the on-disk cache:
+it is the one place of a run that imports SymPy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sympy
+
+__all__ = ["TEMPLATE", "generate_source"]
+
+TEMPLATE = tuple(Path(__file__).with_name(name) for name in ("generic_step.c", "run_loop.c"))
+"""The C shared by every generated kernel: the quantum steps, then the loop and RK4."""
+
+
+def _real_parts(expr: Any) -> tuple[Any, Any]:
+    """(re, im) of an expression of real symbols (only expressions with i are split)."""
+    expr = sympy.sympify(expr)
+    if not expr.has(sympy.I):
+        return expr, sympy.S.Zero
+    return sympy.expand_complex(expr).as_real_imag()
+
+
+def _matrix_entries(matrix: Any, diagonal: bool) -> list[Any]:
+    """Diagonal entries (real) or every entry as re, im pairs, row major."""
+    d = matrix.shape[0]
+    if diagonal:
+        return [_real_parts(matrix[a, a])[0] for a in range(d)]
+    entries = []
+    for a in range(d):
+        for b in range(d):
+            entries.extend(_real_parts(matrix[a, b]))
+    return entries
+
+
+def _pinv(S: Any) -> Any:
+    """The Moore–Penrose pseudo-inverse of the noise shape S (n × m, full column rank when
+    every Wiener process drives some component): ``(SᵀS)⁻¹ Sᵀ``, which for the usual shapes —
+    one noise per component — is a diagonal inverse."""
+    gram = S.T * S
+    if gram.is_diagonal():
+        inverse = sympy.diag(*[sympy.cancel(1 / gram[i, i]) for i in range(gram.shape[0])])
+    else:
+        inverse = sympy.simplify(gram.inv())
+    return (inverse * S.T).applyfunc(sympy.cancel)
+
+
+def _nonzero(matrices: list[Any], diagonal: bool) -> list[str]:
+    """The structure of each entry (diagonal, or row major) over all ``matrices``: bit 1 if its
+    real part, bit 2 if its imaginary part is not identically zero in any of them. The step
+    loop skips zero entries and multiplies by real or imaginary ones in two products."""
+    d = matrices[0].shape[0] if matrices else 1
+    cells = [(a, a) for a in range(d)] if diagonal else [(a, b) for a in range(d) for b in range(d)]
+    flags = []
+    for a, b in cells:
+        parts = [_real_parts(X[a, b]) for X in matrices]
+        real = any(not sympy.sympify(re).is_zero for re, _ in parts)
+        imaginary = any(not sympy.sympify(im).is_zero for _, im in parts)
+        flags.append(str(int(real) + 2 * int(imaginary)))
+    return flags
+
+
+def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int], list[int]]:
+    """C text of ``cq_point`` and ``cq_inside``, the sizes, and the coupled components."""
+    coords = symbolic.coords
+    n = len(coords)
+    real = [sympy.Symbol(f"z_{k}", real=True) for k in range(n)]
+    to_real = dict(zip(coords, real, strict=True))
+
+    def on_z(expr: Any) -> Any:
+        return sympy.sympify(expr).xreplace(to_real)
+
+    flow = [on_z(f) for f in symbolic.flow()]
+    L_all = [sympy.Matrix(L).xreplace(to_real) for L in symbolic.backreaction()]
+    coupled = [j for j, L in enumerate(L_all) if not L.is_zero_matrix]
+    H = sympy.Matrix(symbolic.H_I).xreplace(to_real)
+    S = sympy.Matrix(symbolic.noise).xreplace(to_real)
+    d, m = H.shape[0], S.shape[1]
+    S_pinv = _pinv(S)  # (m, n)
+    K = [
+        sympy.Rational(1, 2) * sum((S_pinv[i, j] * L_all[j] for j in coupled), sympy.zeros(d, d))
+        for i in range(m)
+    ]
+    K2 = sum((Ki * Ki for Ki in K), sympy.zeros(d, d))
+    outputs: list[tuple[str, Any]] = [(f"flow[{r}]", flow[r]) for r in range(n)]
+    parts = [("H", [H]), ("L", [L_all[j] for j in coupled]), ("K", K), ("K2", [K2])]
+    for name, matrices in parts:
+        values = [v for matrix in matrices for v in _matrix_entries(matrix, diagonal)]
+        target = name if diagonal else f"((double *){name})"
+        outputs += [(f"{target}[{x}]", v) for x, v in enumerate(values)]
+    outputs += [(f"S[{r * m + i}]", S[r, i]) for r in range(n) for i in range(m)]
+    outputs += [
+        (f"P[{i * len(coupled) + k}]", S_pinv[i, j])
+        for i in range(m)
+        for k, j in enumerate(coupled)
+    ]
+    masks = {
+        "NZ_H": _nonzero([H], diagonal),
+        "NZ_L": _nonzero([L_all[j] for j in coupled], diagonal),
+        "NZ_K": _nonzero(K, diagonal),
+        "NZ_K2": _nonzero([K2], diagonal),
+    }
+    replacements, reduced = sympy.cse([v for _, v in outputs], optimizations="basic")
+    op = "double" if diagonal else "cplx"
+    lines = [
+        f"static inline void cq_point(const double *z, double *flow, {op} *H, {op} *L,",
+        f"                            {op} *K, {op} *K2, double *S, double *P)",
+        "{",
+    ]
+    lines += [f"    const double z_{k} = z[{k}];" for k in range(n)]
+    lines += [f"    const double {sym} = {sympy.ccode(expr)};" for sym, expr in replacements]
+    lines += [
+        f"    {target} = {sympy.ccode(v)};" for (target, _), v in zip(outputs, reduced, strict=True)
+    ]
+    lines += ["    (void)z;", "}", ""]
+    for name, mask in masks.items():
+        lines.append(f"static const unsigned char {name}[{len(mask)}] = {{{', '.join(mask)}}};")
+    lines += ["static inline int cq_inside(const double *z)", "{"]
+    lines += [f"    const double z_{k} = z[{k}];" for k in range(n)]
+    inside = "1" if symbolic.domain is None else sympy.ccode(on_z(symbolic.domain))
+    lines += [f"    (void)z_0; return ({inside}) ? 1 : 0;", "}", ""]
+    sizes = {"NC": n, "D": d, "M": m, "NLC": len(coupled)}
+    return "\n".join(lines), sizes, coupled
+
+
+def generate_source(
+    symbolic: Any, *, diagonal: bool, density: bool, mean_field: bool = False
+) -> str:
+    """The whole C source of one kernel: the model's part, then ``generic_step.c``.
+
+    ``diagonal`` picks the exponential scheme on real diagonals, else the Kraus scheme on full
+    matrices; ``density`` the density-matrix state, else the pure state; ``mean_field`` the
+    deterministic mean-field equations (RK4) instead.
+    """
+    functions, sizes, coupled = _point_functions(symbolic, diagonal)
+    header = [
+        "/* generated by cq_core.solver.fused.codegen from the model's SymPy description */",
+        "#include <complex.h>",
+        "#include <math.h>",
+        "#include <stdint.h>",
+        "typedef double complex cplx;",
+        *(f"#define {key} {value}" for key, value in sizes.items()),
+        f"#define DIAG {int(diagonal)}",
+        f"#define DENSITY {int(density)}",
+        f"#define KRAUS {int(not diagonal)}",
+        f"#define MEANFIELD {int(mean_field)}",
+        "static const int64_t COUPLED[{}] = {{{}}};".format(
+            max(1, len(coupled)), ", ".join(map(str, coupled)) or "0"
+        ),
+        "",
+    ]
+    return "\n".join(header) + functions + "\n" + "\n".join(p.read_text() for p in TEMPLATE)

@@ -1,0 +1,120 @@
+"""The generated kernel bound to a run: one compiled step loop for every model.
+
+:func:`covers` says whether it runs a given model and settings; :func:`prepare` builds (or
+loads from the cache, :mod:`.build`) the model's kernel, checks a run's arrays once and
+returns ``advance(start, stop, dW, first_step)`` with the interface of the hand-written fused
+kernels. The state arrays it advances in place: ``Z`` (N, n); ``state`` (N, 2d) float64 —
+populations then phases — for a pure diagonal run, (N, 2d²) — moduli then phases of ρ — for a
+diagonal density run, ψ (N, d) complex for a pure Kraus or mean-field run, ρ (N, d, d)
+complex for a Kraus density run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ...models import Model
+from .build import compiler, load_kernel
+
+__all__ = ["covers", "initial_state", "load", "prepare"]
+
+MAX_LEVELS = 16
+"""Full (non-diagonal) operators are covered up to d = 16 (stack arrays of d² entries)."""
+
+
+def covers(model: Model, method: str, mode: str) -> bool:
+    """Whether the generated kernel runs this model, method and mode (a compiler is needed):
+    pure and density runs of the ``exponential`` method (diagonal models) or ``kraus`` (full,
+    d ≤ :data:`MAX_LEVELS`), and mean-field runs."""
+    if model.symbolic is None or mode not in ("pure", "density", "mean_field"):
+        return False
+    if mode == "mean_field":
+        fits = model.diagonal or model.dim <= MAX_LEVELS
+    elif model.diagonal:
+        fits = method == "exponential"
+    else:
+        fits = method == "kraus" and model.dim <= MAX_LEVELS
+    return fits and compiler() is not None
+
+
+def load(model: Model, mode: str):
+    """The model's compiled kernel for ``mode``, built (or read from the cache) now.
+
+    Raises ``RuntimeError`` if it cannot be built here (no compiler, a compiler error).
+    """
+    return load_kernel(
+        model, diagonal=model.diagonal, density=mode == "density", mean_field=mode == "mean_field"
+    )
+
+
+def initial_state(model: Model, mode: str, n_traj: int) -> np.ndarray:
+    """The kernel's state for ψ0 (layouts in the module docstring)."""
+    psi = np.broadcast_to(model.psi0, (n_traj, model.dim))
+    if mode == "mean_field":
+        return psi.copy()
+    if mode == "density":
+        rho = psi[:, :, None] * psi.conj()[:, None, :]
+        if model.diagonal:  # moduli, then phases
+            flat = rho.reshape(n_traj, -1)
+            return np.ascontiguousarray(np.concatenate([np.abs(flat), np.angle(flat)], axis=1))
+        return np.ascontiguousarray(rho)
+    if model.diagonal:
+        return np.ascontiguousarray(np.concatenate([np.abs(psi) ** 2, np.angle(psi)], axis=1))
+    return psi.copy()
+
+
+def _address(name: str, array: np.ndarray, dtype, shape: tuple[int, ...]) -> int:
+    if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {shape}; got "
+            f"{array.dtype} {array.shape}"
+        )
+    return array.ctypes.data
+
+
+def prepare(
+    model: Model,
+    mode: str,
+    sigma: float,
+    excess: float,
+    dt: float,
+    saved_steps: np.ndarray,
+    Z: np.ndarray,
+    state: np.ndarray,
+    classical_out: np.ndarray,
+    quantum_out: np.ndarray,
+    status: np.ndarray,
+    status_step: np.ndarray,
+) -> Callable[[int, int, np.ndarray, int], None]:
+    """Bind a run's arrays to the model's kernel; ``advance`` moves rows in place."""
+    run = load(model, mode)
+    N, n = Z.shape
+    d, m, T = model.dim, model.n_noises, saved_steps.shape[0]
+    q_shape = quantum_out.shape[2:]
+    saved_at = _address("saved_steps", saved_steps, np.int64, (T,))
+    rows = [
+        (_address("Z", Z, np.float64, (N, n)), 8 * n),
+        (_address("state", state, state.dtype, state.shape), state[0].nbytes if N else 0),
+        (_address("classical_out", classical_out, np.float64, (N, T, n)), 8 * T * n),
+        (
+            _address("quantum_out", quantum_out, np.complex128, (N, T, *q_shape)),
+            16 * T * d ** len(q_shape),
+        ),
+        (_address("status", status, np.int8, (N,)), 1),
+        (_address("status_step", status_step, np.int64, (N,)), 8),
+    ]
+    keep = (saved_steps, Z, state, classical_out, quantum_out, status, status_step)
+
+    def advance(start: int, stop: int, dW: np.ndarray, first_step: int) -> None:
+        if not 0 <= start <= stop <= N:
+            raise ValueError(f"rows {start}…{stop - 1} are not rows of the {N} trajectories")
+        chunk = dW.shape[1] if dW.ndim == 3 else -1
+        dW_at = _address("dW", dW, np.float64, (stop - start, chunk, m))
+        z_at, q_at, c_at, o_at, st_at, ss_at = (at + start * size for at, size in rows)
+        run(stop - start, chunk, dt, sigma, excess, first_step, saved_at, T, z_at, q_at, dW_at,
+            c_at, o_at, st_at, ss_at)  # fmt: skip
+
+    advance.arrays = keep  # the C code holds their addresses: keep them alive
+    return advance
