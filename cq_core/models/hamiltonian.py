@@ -1,4 +1,4 @@
-"""A model from its Hamiltonian: :func:`from_hamiltonian` (docs/physics.md, "The dynamics").
+"""A model from its Hamiltonian: :func:`from_hamiltonian` (docs/physics.md, "Equations → code").
 
 The physicist writes ``H_C`` (a SymPy scalar), ``H_I`` (a d × d SymPy matrix) and the noise
 shape of each noisy component; this module derives the Hamiltonian flow ``{Z_j, H_C}`` and
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .base import Model
-from .symbolic import Derivation, SymbolicModel, is_zero
+from .symbolic import Derivation, SymbolicModel, is_zero, nonzero_entries
 
 __all__ = ["from_hamiltonian", "symbolic_model", "model_from_symbolic"]
 
@@ -156,25 +156,59 @@ def _real_coordinates(sym: SymbolicModel) -> dict:
     }
 
 
+def _equal(a: Any, b: Any, variables: list, domain: Any) -> bool:
+    """``a == b`` for every real point of the domain: symbolically when the expanded difference
+    is zero, else at 256 fixed pseudo-random points in [−3, 3]ⁿ inside the domain (to 1e-10 relative)."""
+    import sympy
+
+    if sympy.expand(a - b).is_zero:
+        return True
+    points = np.random.default_rng(0).uniform(-3.0, 3.0, size=(len(variables), 256)) + 0j
+    with np.errstate(all="ignore"):
+        left, right = (
+            np.broadcast_to(
+                np.asarray(sympy.lambdify(variables, e, modules="numpy")(*points), complex),
+                points.shape[1:],
+            )
+            for e in (a, b)
+        )
+        inside = np.ones(points.shape[1], dtype=bool)
+        if domain is not None:
+            test = sympy.lambdify(variables, domain, modules="numpy")
+            inside = np.broadcast_to(np.asarray(test(*points), dtype=bool), inside.shape)
+        ok = inside & np.isfinite(left) & np.isfinite(right)
+        if not ok.any():
+            return False
+        scale = max(1.0, float(np.max(np.abs(left[ok]) + np.abs(right[ok]))))
+        return bool(np.max(np.abs(left[ok] - right[ok])) <= 1e-10 * scale)
+
+
 def _check_real(name: str, sym: SymbolicModel) -> None:
-    """H_C and the noise are real and H_I is Hermitian, for real coordinates."""
+    """H_C and the noise are real and H_I is Hermitian, for real coordinates in the domain."""
     import sympy
 
     real = _real_coordinates(sym)
     back = {v: k for k, v in real.items()}
+    variables = [real.get(s, s) for s in sym.coords]
+    domain = None if sym.domain is None else sym.domain.xreplace(real)
     hint = "for real coordinates inside the domain (declare one such as q > 0 for sqrt(q))"
-    if not is_zero(sympy.im(sym.H_C.xreplace(real))):
+
+    def is_real(expr: Any) -> bool:
+        expr = expr.xreplace(real)
+        return _equal(expr, sympy.conjugate(expr), variables, domain)
+
+    if not is_real(sym.H_C):
         raise _error(name, f"H_C must be real {hint}, got {sym.H_C}")
     for (j, _), value in sym.noise.todok().items():
-        if not is_zero(sympy.im(value.xreplace(real))):
+        if not is_real(value):
             raise _error(name, f"the noise on {sym.coords[j]} must be real {hint}, got {value}")
     H = sym.H_I.xreplace(real)
     entries = H.todok()
-    for a, b in set(entries) | {(b, a) for a, b in entries}:
+    for a, b in sorted(set(entries) | {(b, a) for a, b in entries}):
         if a > b:
             continue
         conj = sympy.conjugate(H[b, a])
-        if not is_zero(H[a, b] - conj):
+        if not _equal(H[a, b], conj, variables, domain):
             raise _error(
                 name,
                 f"H_I is not Hermitian: H_I[{a}, {b}] = {H[a, b].xreplace(back)} but "
@@ -231,7 +265,7 @@ def symbolic_model(
 def _traceless(entries: Mapping[tuple[int, int], Any], d: int) -> dict:
     """The non-zero entries of ``L − tr(L)/d · 1``."""
     trace = sum((v for (a, b), v in entries.items() if a == b), 0) / d
-    keys = set(entries) | {(a, a) for a in range(d)} if trace != 0 else set(entries)
+    keys = set(entries) | {(a, a) for a in range(d)} if not is_zero(trace) else set(entries)
     out = {}
     for a, b in sorted(keys):
         value = entries.get((a, b), 0) - (trace if a == b else 0)
@@ -256,7 +290,7 @@ def _check_complete_positivity(name: str, sym: SymbolicModel, derived: Derivatio
             f"L_{label} = {{{label}, H_I}} is not a multiple of the identity: its term "
             f"L_{label}[{a}, {b}] = {term}"
         )
-        row = [value for value in sym.noise.row(j) if value != 0]
+        row = [value for value in sym.noise.row(j) if not value.is_zero]
         if not row:
             raise _error(
                 name,
@@ -346,7 +380,7 @@ def model_from_symbolic(
     diagonal = derived.diagonal
     coupled = derived.coupled or (len(sym.positions),)  # no coupling: one zero operator
     flow = _vectorised({(j,): f for j, f in enumerate(derived.flow)}, (n,), coords, float, False)
-    h_entries = {k: v for k, v in sym.H_I.todok().items() if v != 0}
+    h_entries = nonzero_entries(sym.H_I)
     if diagonal:
         hamiltonian = _vectorised(
             {(a,): v for (a, _), v in h_entries.items()}, (d,), coords, float, False
@@ -365,7 +399,7 @@ def model_from_symbolic(
             for (a, b), v in derived.backreaction.get(j, {}).items()
         }
         backreaction = _vectorised(l_entries, (len(coupled), d, d), coords, complex, True)
-    noise_entries = {k: v for k, v in sym.noise.todok().items() if v != 0}
+    noise_entries = nonzero_entries(sym.noise)
     noise_fn = _vectorised(noise_entries, sym.noise.shape, coords, float, True)
     noise_shape = noise_fn if sym.noise.free_symbols else noise_fn(z0[None, :])[0]
     extra = {}

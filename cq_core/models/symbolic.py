@@ -1,5 +1,5 @@
 """The symbolic description of a model: what ``from_hamiltonian`` builds and what the compiled
-kernels are generated from (docs/physics.md, "The dynamics").
+kernels are generated from (docs/physics.md, "Equations → code").
 
 A :class:`SymbolicModel` holds a model's Hamiltonian and noise as SymPy objects with every
 parameter already given its value, so that the only free symbols left are the phase-space
@@ -19,26 +19,54 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["SymbolicModel", "Derivation", "LazySymbolicModel", "is_zero"]
+import numpy as np
+
+__all__ = ["SymbolicModel", "Derivation", "LazySymbolicModel", "is_zero", "nonzero_entries"]
+
+
+_PROBES = (0.6180339887, -1.3247179572, 2.2360679775, -0.4142135624, 1.7320508076)
+
+
+def _clearly_nonzero(expr: Any) -> bool:
+    """True when ``expr`` is visibly non-zero at one of a few fixed irrational-looking points
+    (each free symbol gets a different value); cheap, and spares ``simplify`` the common case."""
+    import sympy
+
+    symbols = sorted(expr.free_symbols, key=str)
+    for shift in range(3):
+        point = {
+            s: sympy.Float(_PROBES[(i + shift) % len(_PROBES)] * (1 + i))
+            for i, s in enumerate(symbols)
+        }
+        try:
+            value = complex(expr.xreplace(point).evalf())
+        except (TypeError, ValueError):
+            continue  # a singular point or an unevaluated function: try another
+        if np.isfinite(value) and abs(value) > 1e-9:
+            return True
+    return False
 
 
 def is_zero(expr: Any) -> bool:
-    """True when a SymPy expression is identically zero (expand first, simplify if needed)."""
+    """True when a SymPy expression is identically zero (expand, probe, then simplify)."""
     import sympy
 
-    if expr == 0:
+    expr = sympy.sympify(expr)
+    if expr.is_zero:  # also a Float 0.0, which no longer compares equal to 0 in SymPy ≥ 1.13
         return True
     expanded = sympy.expand(expr)
-    if expanded == 0:
+    if expanded.is_zero:
         return True
     if expanded.is_number:
         return bool(expanded.is_zero)
-    return sympy.simplify(expanded) == 0
+    if _clearly_nonzero(expanded):
+        return False
+    return bool(sympy.simplify(expanded).is_zero)
 
 
-def _entries(matrix: Any) -> dict[tuple[int, int], Any]:
+def nonzero_entries(matrix: Any) -> dict[tuple[int, int], Any]:
     """The non-zero entries of a SymPy matrix as ``{(row, column): expression}``."""
-    return {key: value for key, value in matrix.todok().items() if value != 0}
+    return {key: value for key, value in matrix.todok().items() if not value.is_zero}
 
 
 @dataclass(frozen=True)
@@ -141,7 +169,7 @@ class SymbolicModel:
         import sympy
 
         n, d = len(self.coords), self.dim
-        h_entries = _entries(self.H_I)
+        h_entries = nonzero_entries(self.H_I)
         flow = tuple(self._bracket_with(j, self.H_C) for j in range(n))
         backreaction: dict[int, dict[tuple[int, int], Any]] = {}
         for j in range(n):
