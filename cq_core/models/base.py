@@ -99,7 +99,8 @@ class Model:
         ``sqrt_potential``). Only used in labels.
     basis_pair
         The two basis states (level indices) that ⟨σz⟩ and the coherence C(t) refer to
-        (docs/physics.md, "The decoherence rate Γ"). For one qubit ``(0, 1)`` = (|L⟩, |R⟩); for the lattice |0…0⟩, |1…1⟩.
+        (docs/physics.md, "The decoherence rate Γ"). For one qubit ``(0, 1)`` = (|L⟩, |R⟩);
+        for the lattice |0…0⟩, |1…1⟩.
     """
 
     name: str

@@ -158,7 +158,8 @@ def _real_coordinates(sym: SymbolicModel) -> dict:
 
 def _equal(a: Any, b: Any, variables: list, domain: Any) -> bool:
     """``a == b`` for every real point of the domain: symbolically when the expanded difference
-    is zero, else at 256 fixed pseudo-random points in [−3, 3]ⁿ inside the domain (to 1e-10 relative)."""
+    is zero, else at 256 fixed pseudo-random points in [−3, 3]ⁿ inside the domain (to 1e-10,
+    relative)."""
     import sympy
 
     if sympy.expand(a - b).is_zero:

@@ -2,7 +2,8 @@
 
 ``H = p²/2m + (2λq + φ) σz + Ω σx``, noise of strength σ on p only, so the only back-reaction
 operator is the force ``L_p = −∂H_I/∂q = −2λ σz``. With ``omega = 0`` everything is diagonal
-and the decoherence law ``C(t) = exp(−Γt)``, ``Γ = (1+v)·2λ²/σ²`` is exact (docs/physics.md, "The decoherence rate Γ").
+and the decoherence law ``C(t) = exp(−Γt)``, ``Γ = (1+v)·2λ²/σ²`` is exact (docs/physics.md,
+"The decoherence rate Γ").
 With ``omega ≠ 0`` H_I no longer commutes with the measurement operator (the built-in
 non-commuting case).
 """
