@@ -196,7 +196,7 @@ def _check_real(name: str, sym: SymbolicModel) -> None:
 
     def is_real(expr: Any) -> bool:
         expr = expr.xreplace(real)
-        return _equal(expr, sympy.conjugate(expr), variables, domain)
+        return expr.is_real is True or _equal(expr, sympy.conjugate(expr), variables, domain)
 
     if not is_real(sym.H_C):
         raise _error(name, f"H_C must be real {hint}, got {sym.H_C}")
@@ -207,6 +207,8 @@ def _check_real(name: str, sym: SymbolicModel) -> None:
     entries = H.todok()
     for a, b in sorted(set(entries) | {(b, a) for a, b in entries}):
         if a > b:
+            continue
+        if a == b and H[a, a].is_real is True:
             continue
         conj = sympy.conjugate(H[b, a])
         if not _equal(H[a, b], conj, variables, domain):
@@ -248,8 +250,12 @@ def symbolic_model(
     free = set(H_C.free_symbols) | set(H_I.free_symbols) | set(noise_matrix.free_symbols)
     free |= set(domain.free_symbols) if domain is not None else set()
     subs = _substitutions(name, params, free, coords)
-    H_C, H_I = H_C.xreplace(subs), H_I.xreplace(subs)
-    noise_matrix = noise_matrix.xreplace(subs)
+
+    def exact_zeros(e: Any) -> Any:  # Float 0.0 entries (e.g. Omega = 0.0) become exact 0
+        return sympy.S.Zero if e.is_zero else e
+
+    H_C, H_I = H_C.xreplace(subs), H_I.xreplace(subs).applyfunc(exact_zeros)
+    noise_matrix = noise_matrix.xreplace(subs).applyfunc(exact_zeros)
     domain = domain.xreplace(subs) if domain is not None else None
     _check_free_symbols(name, "H_C", H_C, coords)
     for (a, b), value in H_I.todok().items():

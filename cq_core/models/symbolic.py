@@ -153,6 +153,11 @@ class SymbolicModel:
         """The back-reaction operators ``L_j = {Z_j, H_I}`` for j = 0..n−1 (d × d matrices)."""
         return [self.poisson_bracket(z, self.H_I) for z in self.coords]
 
+    def _conjugate(self, j: int) -> Any:
+        """The coordinate that ``{Z_j, ·}`` differentiates by: p_a for q_a, q_a for p_a."""
+        k = len(self.positions)
+        return self.momenta[j] if j < k else self.positions[j - k]
+
     def _bracket_with(self, j: int, expr: Any) -> Any:
         """``{Z_j, f}``: ``∂f/∂p_a`` for the position q_a, ``−∂f/∂q_a`` for the momentum p_a."""
         import sympy
@@ -174,7 +179,10 @@ class SymbolicModel:
         backreaction: dict[int, dict[tuple[int, int], Any]] = {}
         for j in range(n):
             entries = {}
+            partner = self._conjugate(j)
             for key, value in h_entries.items():
+                if partner not in value.free_symbols:
+                    continue
                 derivative = self._bracket_with(j, value)
                 if not is_zero(derivative):
                     entries[key] = derivative
