@@ -182,3 +182,20 @@ def test_a_model_from_its_hamiltonian_runs_and_keeps_the_norm(mode):
     else:
         trace = np.einsum("ntaa->nt", ds.rho.values)
         assert np.max(np.abs(trace - 1)) < 1e-12
+
+
+def test_pauli_and_site_helpers():
+    assert np.array(cq_core.sy * cq_core.sy, dtype=complex).tolist() == [[1, 0], [0, 1]]
+    assert np.array(cq_core.sx * cq_core.sy - cq_core.sy * cq_core.sx, dtype=complex)[0, 0] == 2j
+    # site 0 is the most significant bit, as in the qubit_lattice levels "00", "01", "10", "11"
+    np.testing.assert_array_equal(
+        np.diag(np.array(cq_core.on_site(cq_core.sz, 0, 2))), [1, 1, -1, -1]
+    )
+    np.testing.assert_array_equal(
+        np.diag(np.array(cq_core.on_site(cq_core.sz, 1, 2))), [1, -1, 1, -1]
+    )
+    assert cq_core.kron(cq_core.sx, cq_core.identity(3)).shape == (6, 6)
+    with pytest.raises(ValueError, match="site"):
+        cq_core.on_site(cq_core.sz, 2, 2)
+    with pytest.raises(ValueError, match="identity"):
+        cq_core.identity(0)
