@@ -2,7 +2,10 @@
 
 Public API::
 
-    get_model(name, **params) -> Model      # the four built-in models, or "module:function"
+    get_model(name, **params) -> Model      # a registered model (built-in, decorated, entry point)
+    from_hamiltonian(...) -> Model           # a model from H_C, H_I and the noise (SymPy)
+    register_model(name)                     # decorator: declare a builder so configs can name it
+    sx, sy, sz, on_site, kron, identity      # SymPy operators for H_I (SymPy loaded on use)
     simulate(model, *, sigma, n_traj, t_final, dt, seed, ...) -> xarray.Dataset
     Model                                    # describe a model of your own (docs/models.md)
 
@@ -12,14 +15,25 @@ See ``docs/physics.md`` for the equations each function implements.
 # the old module path cq_core.simulate (a shim) first: importing a submodule binds its name
 # here, and the function simulate bound below must win
 from . import simulate as _simulate_module  # noqa: F401
-from .models import MODELS, Model, available_models, get_model, params_to_json
+from .models import (
+    MODELS,
+    Model,
+    available_models,
+    from_hamiltonian,
+    get_model,
+    is_registered,
+    params_to_json,
+    register_model,
+    registered_models,
+)
+from .models.pauli import identity, kron, on_site
 from .solver.integrate import STATUS_CODES, Trajectories, integrate
+from .solver.master_equation import solve_master_equation
 from .solver.noise import BrownianIncrements, trajectory_generator
 from .solver.operators import measurement_operators
 from .solver.positivity import check_noise_covers_backreaction
 from .solver.schemes import QUANTUM_STEPS, SCHEMES
 from .solver.settings import METHODS, MODES, RunSettings, check_run
-from .solver.master_equation import solve_master_equation
 from .solver.simulate import simulate, to_dataset
 from .sweep import open_sweep
 from .version import NUMERICS_VERSION, __version__
@@ -40,7 +54,17 @@ __all__ = [
     "available_models",
     "check_noise_covers_backreaction",
     "check_run",
+    "from_hamiltonian",
     "get_model",
+    "identity",
+    "is_registered",
+    "kron",
+    "on_site",
+    "register_model",
+    "registered_models",
+    "sx",
+    "sy",
+    "sz",
     "integrate",
     "measurement_operators",
     "open_sweep",
@@ -50,3 +74,12 @@ __all__ = [
     "to_dataset",
     "trajectory_generator",
 ]
+
+
+def __getattr__(name: str):
+    """``cq_core.sx``, ``sy``, ``sz``: the Pauli matrices, built (importing SymPy) on first use."""
+    if name in ("sx", "sy", "sz"):
+        from .models.pauli import pauli
+
+        return pauli(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,6 @@ fails on a bad value) and return its cells; every error names the configuration 
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import warnings
@@ -33,7 +32,7 @@ from typing import Any
 import xarray as xr
 
 from .cells import TEMPORARY_SUFFIX, CellSpec
-from .models import MODELS, get_model
+from .models import get_model, is_registered, registered_models
 
 __all__ = [
     "open_sweep",
@@ -210,18 +209,7 @@ def sigma_label(sigma: float) -> str:
 
 
 def _model_exists(name: Any) -> bool:
-    if not isinstance(name, str):
-        return False
-    if name in MODELS:
-        return True
-    module_name, _, function = name.partition(":")
-    if not function:
-        return False
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return False
-    return callable(getattr(module, function, None))
+    return is_registered(name)  # a declared builder only; nothing is imported here
 
 
 def _failing_key(message: str, sigma_index: int, seed_index: int) -> str:
@@ -259,8 +247,9 @@ def sweep_cell_specs(
         raise _config_error(
             name,
             "model",
-            f"unknown model {model!r}; valid models: {', '.join(MODELS)} "
-            "(or a user model as 'package.module:function')",
+            f"unknown model {model!r}; valid models: {', '.join(registered_models())} "
+            "(declare a user model with @cq_core.register_model or an entry point, "
+            "see docs/models.md)",
         )
     params = sweep.get("params") or {}
     if not isinstance(params, Mapping):

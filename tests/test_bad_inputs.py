@@ -152,9 +152,14 @@ DRY_RUN_CASES = [
 
 @pytest.fixture(scope="module")
 def user_models(tmp_path_factory) -> Path:
-    """A directory holding the user model module (for sys.path and PYTHONPATH)."""
+    """A directory holding the user model module, declared as a model by an installed
+    distribution's ``cq_sweep.models`` entry point (for sys.path and PYTHONPATH)."""
     directory = tmp_path_factory.mktemp("user_models")
     (directory / f"{USER_MODULE}.py").write_text(USER_MODEL_SOURCE, encoding="utf-8")
+    info = directory / f"{USER_MODULE}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {USER_MODULE}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[cq_sweep.models]\nleaky = {USER_MODULE}:leaky\n")
     return directory
 
 

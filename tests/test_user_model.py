@@ -1,15 +1,18 @@
-"""The user-model guide ``docs/models.md`` runs as written, and its model behaves (SPEC §1–2).
+"""The user-model guide ``docs/models.md`` runs as written, and its model behaves.
 
-The guide's first Python block is the module a user would write (``my_models/sigma_x.py``);
-it is written to a temporary package, imported, and the guide's other Python blocks are run
-as they stand, so the documentation cannot drift from the code.
+The guide's first Python block is the module a user would write (``my_models/sigma_x.py``,
+a model from its Hamiltonian, registered by name); it is written to a temporary package,
+imported, and the guide's other Python blocks are run as they stand, so the documentation
+cannot drift from the code. Its entry-point snippet is installed as a real distribution.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import pytest
 import scipy.linalg
 
 import cq_core
+from cq_core.models import registry
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 MODULE_HEADER = "# my_models/sigma_x.py"
@@ -51,17 +55,82 @@ def user_module(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     yield importlib.import_module("my_models.sigma_x")
     _forget_user_package()
+    registry._DECORATED.pop("sigma_x_particle", None)
+
+
+_GUIDE_RUN: list[tuple[dict, str]] = []
+
+
+def _run_guide(capsys) -> tuple[dict, str]:
+    """The guide's blocks after the module, run once per test session (they take seconds)."""
+    if not _GUIDE_RUN:
+        namespace: dict = {}
+        for block in _python_blocks()[1:]:
+            exec(compile(block, str(GUIDE), "exec"), namespace)
+        _GUIDE_RUN.append((namespace, capsys.readouterr().out))
+    return _GUIDE_RUN[0]
 
 
 def test_guide_code_runs_as_written(user_module, capsys):
-    blocks = _python_blocks()
-    assert len(blocks) >= 3
-    namespace: dict = {}
-    for block in blocks[1:]:
-        exec(compile(block, str(GUIDE), "exec"), namespace)
-    assert "E<σx>(t=1)" in capsys.readouterr().out
+    namespace, out = _run_guide(capsys)
+    assert "E<σx>(t=1)" in out and "E[q](t=1)" in out
+    assert "component p is coupled" in out and "carries no noise" in out
     ds = namespace["ds"]
-    assert ds.attrs["method"] == "kraus" and np.all(ds.status.values == 0)
+    assert np.all(ds.status.values == 0)
+    assert "sigma_x_particle" in cq_core.registered_models()
+
+
+def test_guide_oscillator_derivation(user_module, capsys):
+    namespace, _ = _run_guide(capsys)
+    model = namespace["oscillator"]
+    Z = np.array([[1.5, -0.5], [0.0, 2.0]])
+    # {q, H_C} = p/m, {p, H_C} = −m ω_c² q with m = 1, ω_c = 2
+    np.testing.assert_allclose(model.hamiltonian_flow(Z), np.stack([Z[:, 1], -4 * Z[:, 0]], 1))
+    np.testing.assert_allclose(model.backreaction_operators(Z)[0, 0], np.diag([-0.5, 0.5]))
+    assert model.coupled == (1,) and not model.diagonal
+    assert not model.symbolic.derive().commuting
+
+
+@pytest.mark.parametrize("mode", ["pure", "density"])
+def test_by_hand_and_from_hamiltonian_give_the_same_numbers(user_module, capsys, mode):
+    namespace, _ = _run_guide(capsys)
+    params = dict(m=2.0, lam=1.5, phi=0.7, q0=0.2, p0=-0.3, psi0=(0.6, 0.8j))
+    by_hand = namespace["sigma_x_particle_by_hand"](**params)
+    derived = user_module.sigma_x_particle(**params)
+    runs = [
+        cq_core.simulate(model, sigma=0.8, n_traj=10, t_final=0.1, dt=1e-3, seed=4, mode=mode)
+        for model in (by_hand, derived)
+    ]
+    state = "psi" if mode == "pure" else "rho"
+    for key in ("classical", state):
+        np.testing.assert_allclose(runs[1][key].values, runs[0][key].values, rtol=0, atol=1e-10)
+    assert cq_core.params_to_json(by_hand.params) == cq_core.params_to_json(derived.params)
+
+
+def test_guide_entry_point_declares_the_model_to_a_fresh_process(user_module, tmp_path):
+    """The guide's pyproject snippet, installed, lets a new process (a cell job) build it."""
+    tomllib = pytest.importorskip("tomllib")
+    (toml,) = _blocks("toml")
+    group = tomllib.loads(toml)["project"]["entry-points"]["cq_sweep.models"]
+    site = tmp_path / "site"
+    info = site / "my_models-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-models\nVersion: 0.1\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in group.items())
+    (info / "entry_points.txt").write_text("[cq_sweep.models]\n" + lines)
+    code = (
+        "import sys, cq_core\n"
+        "try:\n    cq_core.get_model('sigma_x_particle')\n"
+        "except ValueError as err:\n    assert 'unknown model' in str(err)\n"
+        "else:\n    raise SystemExit('an undeclared model was built')\n"
+        f"sys.path.insert(0, {str(site)!r})  # now the distribution is installed\n"
+        "assert cq_core.is_registered('sigma_x_particle')\n"
+        "assert 'my_models' not in sys.modules  # listed without importing\n"
+        "model = cq_core.get_model('sigma_x_particle', lam=2.0)\n"
+        "assert model.params['lam'] == 2.0 and 'my_models.sigma_x' in sys.modules\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(user_module.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
 def test_default_integrator_keeps_the_norm(user_module):
@@ -127,12 +196,13 @@ def test_mean_state_of_a_heavy_particle_follows_lindblad(user_module):
     assert worst(_lindblad_mean_state(rho0, phi * user_module.SIGMA_Z, 0 * K, times)) > 8
 
 
-def test_registered_by_module_path(user_module):
-    model = cq_core.get_model("my_models.sigma_x:sigma_x_particle", lam=2.0, phi=0.5)
-    assert model.name == "sigma_x_particle"
-    assert model.params["lam"] == 2.0 and not model.diagonal
-    with pytest.raises(ValueError, match="omega"):
-        cq_core.get_model("my_models.sigma_x:sigma_x_particle", omega=1.0)
+def test_registered_by_name_and_module_path(user_module):
+    for name in ("sigma_x_particle", "my_models.sigma_x:sigma_x_particle"):
+        model = cq_core.get_model(name, lam=2.0, phi=0.5)
+        assert model.name == "sigma_x_particle"
+        assert model.params["lam"] == 2.0 and not model.diagonal
+        with pytest.raises(ValueError, match="omega"):
+            cq_core.get_model(name, omega=1.0)
 
 
 def test_guide_config_sweep_is_accepted(user_module):

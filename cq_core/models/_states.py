@@ -6,7 +6,7 @@ import numpy as np
 
 PLUS = np.array([1.0, 1.0], dtype=complex) / np.sqrt(2.0)
 SIGMA_Z = np.array([1.0, -1.0])
-"""Diagonal of σz in the one-qubit basis (level 0 = |L⟩, level 1 = |R⟩; SPEC §2)."""
+"""Diagonal of σz in the one-qubit basis (level 0 = |L⟩, level 1 = |R⟩)."""
 
 
 def state_vector(name: str, psi0, default: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The model description shared by the built-in toy models and user models (SPEC §1–2).
+"""The model description shared by the built-in toy models and user models (docs/physics.md).
 
 A model is a frozen dataclass of plain arrays and vectorised functions. The kernel only ever
 calls these functions on a whole block of trajectories at once, so each function takes the
@@ -48,7 +48,7 @@ def _always_inside(Z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """A hybrid classical–quantum model (SPEC §1).
+    """A hybrid classical–quantum model (docs/physics.md).
 
     Attributes
     ----------
@@ -99,7 +99,8 @@ class Model:
         ``sqrt_potential``). Only used in labels.
     basis_pair
         The two basis states (level indices) that ⟨σz⟩ and the coherence C(t) refer to
-        (SPEC §3). For one qubit ``(0, 1)`` = (|L⟩, |R⟩); for the lattice |0…0⟩, |1…1⟩.
+        (docs/physics.md, "The decoherence rate Γ"). For one qubit ``(0, 1)`` = (|L⟩, |R⟩);
+        for the lattice |0…0⟩, |1…1⟩.
     """
 
     name: str

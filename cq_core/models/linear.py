@@ -1,8 +1,9 @@
-"""``linear``: one classical degree of freedom coupled linearly to a qubit (SPEC §2.1).
+"""``linear``: one classical degree of freedom coupled linearly to a qubit (docs/physics.md).
 
 ``H = p²/2m + (2λq + φ) σz + Ω σx``, noise of strength σ on p only, so the only back-reaction
 operator is the force ``L_p = −∂H_I/∂q = −2λ σz``. With ``omega = 0`` everything is diagonal
-and the decoherence law ``C(t) = exp(−Γt)``, ``Γ = (1+v)·2λ²/σ²`` is exact (SPEC §3).
+and the decoherence law ``C(t) = exp(−Γt)``, ``Γ = (1+v)·2λ²/σ²`` is exact (docs/physics.md,
+"The decoherence rate Γ").
 With ``omega ≠ 0`` H_I no longer commutes with the measurement operator (the built-in
 non-commuting case).
 """
@@ -13,6 +14,7 @@ import numpy as np
 
 from ._states import PLUS, SIGMA_Z, finite, positive, state_vector
 from .base import Model
+from .symbolic_builtins import lazy_builtin_symbolic
 
 __all__ = ["linear"]
 
@@ -62,9 +64,10 @@ def linear(
         def backreaction_operators(Z: np.ndarray) -> np.ndarray:
             return force
 
+    params = dict(m=m, lam=lam, phi=phi, omega=omega, q0=q0, p0=p0, psi0=psi)
     return Model(
         name=name,
-        params=dict(m=m, lam=lam, phi=phi, omega=omega, q0=q0, p0=p0, psi0=psi),
+        params=params,
         coord_labels=("q", "p"),
         level_labels=("L", "R"),
         z0=np.array([q0, p0]),
@@ -78,4 +81,5 @@ def linear(
         compiled_form=(
             ("linear", np.array([lam, m, phi]), SIGMA_Z[None, :]) if omega == 0.0 else None
         ),
+        symbolic=lazy_builtin_symbolic(name, params),
     )

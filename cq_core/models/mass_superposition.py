@@ -1,4 +1,4 @@
-"""``mass_superposition``: a test mass near a source mass in a superposition (SPEC §2.3).
+"""``mass_superposition``: a test mass near a source mass in a superposition (docs/physics.md).
 
 The seed report's model (paper Fig. 7). A test mass m at r ∈ ℝ³ feels a source mass M that is
 in a superposition of r_L = (−d, 0, 0) (level 0, |L⟩) and r_R = (+d, 0, 0) (level 1, |R⟩):
@@ -18,6 +18,7 @@ import numpy as np
 
 from ._states import PLUS, SIGMA_Z, finite, positive, real_vector, state_vector
 from .base import Model
+from .symbolic_builtins import lazy_builtin_symbolic
 
 __all__ = ["mass_superposition"]
 
@@ -68,9 +69,10 @@ def mass_superposition(
 
     noise_shape = np.zeros((6, 3))
     noise_shape[3:, :] = np.eye(3)
+    params = dict(G=G, M=M, m=m, d=d, eps=eps, phi=phi, r0=r0, p0=p0, psi0=psi)
     return Model(
         name=name,
-        params=dict(G=G, M=M, m=m, d=d, eps=eps, phi=phi, r0=r0, p0=p0, psi0=psi),
+        params=params,
         coord_labels=("x", "y", "z", "px", "py", "pz"),
         level_labels=("L", "R"),
         z0=np.concatenate([r0, p0]),
@@ -86,4 +88,5 @@ def mass_superposition(
             np.array([gmm, m, d, eps * eps, phi]),
             SIGMA_Z[None, :],
         ),
+        symbolic=lazy_builtin_symbolic(name, params),
     )

@@ -1,4 +1,4 @@
-"""``qubit_lattice``: n classical fields, each coupled to its own qubit (SPEC §2.4).
+"""``qubit_lattice``: n classical fields, each coupled to its own qubit (docs/physics.md).
 
 ``H = Σ_i π_i²/2m + λ Σ_i (φ_i + γ) σz^(i)`` with independent noise σ on each π_i.
 The Hilbert space has d = 2ⁿ levels labelled by bit strings; bit i of level a is 0 for σz = +1.
@@ -13,6 +13,7 @@ import numpy as np
 
 from ._states import finite, positive, real_vector, state_vector
 from .base import Model
+from .symbolic_builtins import lazy_builtin_symbolic
 
 __all__ = ["qubit_lattice", "MAX_SITES"]
 
@@ -69,9 +70,10 @@ def qubit_lattice(
 
     noise_shape = np.zeros((2 * n, n))
     noise_shape[n:, :] = np.eye(n)
+    params = dict(n=n, lam=lam, m=m, gamma=gamma, phi0=phi0, pi0=pi0, psi0=psi)
     return Model(
         name=name,
-        params=dict(n=n, lam=lam, m=m, gamma=gamma, phi0=phi0, pi0=pi0, psi0=psi),
+        params=params,
         coord_labels=tuple(f"phi{i}" for i in range(n)) + tuple(f"pi{i}" for i in range(n)),
         level_labels=tuple(format(a, f"0{n}b") for a in levels),
         z0=np.concatenate([phi0, pi0]),
@@ -83,4 +85,5 @@ def qubit_lattice(
         diagonal=True,
         coupled=tuple(range(n, 2 * n)),
         compiled_form=("qubit_lattice", np.array([lam, m, gamma]), spins),
+        symbolic=lazy_builtin_symbolic(name, params),
     )

@@ -1,4 +1,4 @@
-"""``sqrt_potential``: a particle bouncing off a √q barrier (SPEC §2.2).
+"""``sqrt_potential``: a particle bouncing off a √q barrier (docs/physics.md).
 
 ``H = p²/2m + λ√q σz`` for q > 0 with position-dependent noise ``σ(q) = γ q^(−1/2)`` on p
 (γ is the sweep parameter, passed as ``sigma``). The force operator is
@@ -12,6 +12,7 @@ import numpy as np
 
 from ._states import PLUS, SIGMA_Z, finite, positive, state_vector
 from .base import Model
+from .symbolic_builtins import lazy_builtin_symbolic
 
 __all__ = ["sqrt_potential"]
 
@@ -49,9 +50,10 @@ def sqrt_potential(
     def domain(Z: np.ndarray) -> np.ndarray:
         return Z[:, 0] > 0.0
 
+    params = dict(m=m, lam=lam, q0=q0, p0=p0, psi0=psi)
     return Model(
         name=name,
-        params=dict(m=m, lam=lam, q0=q0, p0=p0, psi0=psi),
+        params=params,
         coord_labels=("q", "p"),
         level_labels=("L", "R"),
         z0=np.array([q0, p0]),
@@ -64,4 +66,5 @@ def sqrt_potential(
         domain=domain,
         sigma_name="gamma",
         coupled=(1,),
+        symbolic=lazy_builtin_symbolic(name, params),
     )
