@@ -17,7 +17,13 @@ import xarray as xr
 
 from cq_core.cells import CellSpec, read_cell_attrs, write_cell
 from cq_core.pipeline.identity import cell_differences, recorded_cell
-from cq_core.pipeline.manifest import MANIFEST_NAME, check_manifest, write_manifest
+from cq_core.pipeline.manifest import (
+    MANIFEST_NAME,
+    _listing_digest,
+    check_manifest,
+    manifest_identity,
+    write_manifest,
+)
 
 # sqrt_potential from q0 = 0.5, p0 = −1 heads for the wall q = 0: some trajectories leave the
 # domain and are flagged, so status/status_time chunks exist (two trajectory chunks of 500)
@@ -281,3 +287,19 @@ def test_recorded_cell_refuses_an_edited_cell(store):
         recorded_cell(attrs)
     with pytest.raises(ValueError, match="records no cell_spec"):
         recorded_cell({"cell_hash": "x", "numerics_version": "1"})
+
+
+def test_hashes_are_keyed_by_the_identity(pristine, tmp_path):
+    """Seed 2's whole store at seed 1's path, its manifest's identity and digest rewritten."""
+    store = Path(shutil.copytree(pristine[2], tmp_path / "seed=1.zarr"))
+
+    def forge(data):
+        manifest = data["attributes"]["cq_manifest"]
+        manifest["identity"] = manifest_identity(expected(1))
+        manifest["digest"] = _listing_digest(manifest["identity"], manifest["files"])
+
+    edit_json(store / MANIFEST_NAME, forge)
+    problems = check_manifest(store, identity=expected(1))
+    listed = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
+    listed.remove(MANIFEST_NAME)
+    assert [p.split(":")[0] for p in problems] == listed
