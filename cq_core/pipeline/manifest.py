@@ -35,11 +35,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "MANIFEST_NAME",
@@ -61,19 +64,19 @@ _BUFFER = 1 << 20  # bytes read at a time: memory stays bounded for any file siz
 
 
 def _canonical_value(key: str, value: Any) -> Any:
-    """A JSON scalar of the identity, numbers canonical (``1`` and ``1.0`` are equal)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)) or hasattr(value, "__index__") or hasattr(value, "item"):
-        number = value.item() if hasattr(value, "item") else value
-        if isinstance(number, bool):
-            return number
-        if isinstance(number, int):
-            return int(number)
-        if isinstance(number, float):
-            if not math.isfinite(number):
-                raise ValueError(f"identity key {key!r}: {number!r} is not a finite number")
-            return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    """A JSON scalar of the identity, numbers canonical (``1`` and ``1.0`` are equal).
+
+    NumPy scalars count as numbers; booleans stay booleans.
+    """
+    if value is None or isinstance(value, (bool, str, np.bool_)):
+        return value if not isinstance(value, np.bool_) else bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"identity key {key!r}: {number!r} is not a finite number")
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
     raise ValueError(
         f"identity key {key!r}: {type(value).__name__} is not allowed; "
         "allowed values: str, int, float, bool, None"

@@ -234,6 +234,10 @@ def test_whole_manifest_swapped_with_chunks_is_caught(pristine, store):
 def test_identity_canonical_numbers_and_refusals(store):
     loose = dict(expected(1), seed=1.0)  # 1.0 and 1 are the same seed
     assert check_manifest(store, identity=loose) == []
+    numpy_scalars = dict(expected(1), seed=np.int64(1), sigma=np.float64(0.5))
+    assert check_manifest(store, identity=numpy_scalars) == []
+    with pytest.raises(ValueError, match="identity key 'seed'.*ndarray"):
+        check_manifest(store, identity=dict(expected(1), seed=np.array([1, 2])))
     with pytest.raises(ValueError, match="identity key 'sigma'"):
         check_manifest(store, identity=dict(expected(1), sigma=float("nan")))
     with pytest.raises(ValueError, match="identity key 'seed'.*list"):
