@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MANIFEST_GROUP",
     "MANIFEST_NAME",
     "MANIFEST_FORMAT",
     "check_manifest",
@@ -53,8 +54,10 @@ __all__ = [
     "write_manifest",
 ]
 
-MANIFEST_NAME = "cq_manifest/zarr.json"
-"""Relative path of the manifest inside a store: the metadata of an empty Zarr group."""
+MANIFEST_GROUP = "cq_manifest"
+"""Name of the manifest's (empty) Zarr group in a store: not an array, for verify to skip."""
+MANIFEST_NAME = f"{MANIFEST_GROUP}/zarr.json"
+"""Relative path of the manifest inside a store: the metadata of that group."""
 IGNORED = frozenset({".snakemake_timestamp"})
 """Relative paths Snakemake writes into a finished store; never listed, never reported."""
 MANIFEST_FORMAT = "cq-sweep store manifest 1"
