@@ -48,6 +48,7 @@ __all__ = [
     "MANIFEST_GROUP",
     "MANIFEST_NAME",
     "MANIFEST_FORMAT",
+    "cell_identity",
     "check_manifest",
     "manifest_identity",
     "store_files",
@@ -103,6 +104,16 @@ def manifest_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"identity keys must be strings, got {key!r}")
         canonical[key] = _canonical_value(key, value)
     return dict(sorted(canonical.items()))
+
+
+def cell_identity(*, cell_hash: str, sweep: str, sigma: float, seed: int) -> dict[str, Any]:
+    """The identity of a sweep's cell store: what the writer records and verify expects.
+
+    ``cell_hash`` is the cell's ``config_hash``; ``sweep``, ``sigma`` and ``seed`` are those of
+    the store's path ``<results>/<sweep>/cells/sigma=<σ>/seed=<seed>.zarr``. One function for
+    both sides, so that they build the same mapping.
+    """
+    return manifest_identity({"cell_hash": cell_hash, "sweep": sweep, "sigma": sigma, "seed": seed})
 
 
 def _dumps(data: Any) -> str:

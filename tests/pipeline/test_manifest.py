@@ -20,6 +20,7 @@ from cq_core.pipeline.identity import cell_differences, recorded_cell
 from cq_core.pipeline.manifest import (
     MANIFEST_NAME,
     _listing_digest,
+    cell_identity,
     check_manifest,
     manifest_identity,
     write_manifest,
@@ -43,8 +44,8 @@ def cell_spec(seed: int) -> CellSpec:
     return CellSpec(seed=seed, **CELL).resolved()
 
 
-def identity(spec: CellSpec) -> dict:
-    return {"cell_hash": spec.config_hash, "sweep": "test", "sigma": spec.sigma, "seed": spec.seed}
+def identity(spec: CellSpec, sweep: str = "test") -> dict:
+    return cell_identity(cell_hash=spec.config_hash, sweep=sweep, sigma=spec.sigma, seed=spec.seed)
 
 
 def make_store(path: Path, seed: int) -> Path:
@@ -229,6 +230,13 @@ def test_whole_manifest_swapped_with_chunks_is_caught(pristine, store):
     problems = check_manifest(store, identity=expected(1))
     assert problems[0] == f"{MANIFEST_NAME}: its digest does not match its listing (edited)"
     assert "zarr.json: content differs from the manifest" in "\n".join(problems)
+
+
+def test_store_of_another_sweep_is_caught(store):
+    assert check_manifest(store, identity=identity(cell_spec(1), sweep="other")) == [
+        f"{MANIFEST_NAME}: identity sweep = 'test' recorded, 'other' expected "
+        "(the store belongs to another cell)"
+    ]
 
 
 def test_identity_canonical_numbers_and_refusals(store):
