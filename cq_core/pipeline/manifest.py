@@ -238,11 +238,17 @@ def _read_manifest(store: Path) -> tuple[dict[str, Any] | None, str | None]:
     return manifest, None
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a manifest's text is not trusted)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _identity_problems(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(recorded) | set(expected))
     return [
-        f"{MANIFEST_NAME}: identity {key} = {recorded.get(key)!r} recorded, "
-        f"{expected.get(key)!r} expected (the store belongs to another cell)"
+        f"{MANIFEST_NAME}: identity {_short(key, 40)} = {_short(recorded.get(key))} recorded, "
+        f"{_short(expected.get(key))} expected (the store belongs to another cell)"
         for key in keys
         if recorded.get(key) != expected.get(key)
     ]
@@ -294,7 +300,11 @@ def check_manifest(store: Path, *, identity: Mapping[str, Any] | None = None) ->
         elif name not in files:
             problems.append(f"{name}: extra file (not in the manifest)")
         else:
-            size, digest = _file_hash(store / name, new_hash, buffer)
+            try:
+                size, digest = _file_hash(store / name, new_hash, buffer)
+            except OSError as err:
+                problems.append(f"{name}: unreadable ({type(err).__name__}: {err.strerror})")
+                continue
             entry = files[name]
             if size != entry["size"] or digest != entry["sha256"]:
                 problems.append(

@@ -177,6 +177,16 @@ def test_snakemake_timestamp_is_ignored(store):
     assert check_manifest(store, identity=expected(1)) == []
 
 
+def test_unreadable_file_and_long_identity_values_are_reported_in_one_line(store, tmp_path):
+    assert check_manifest(tmp_path / "absent.zarr") == [f"{tmp_path / 'absent.zarr'}: not a folder"]
+    edit_json(
+        store / MANIFEST_NAME,
+        lambda d: d["attributes"]["cq_manifest"]["identity"].update(sweep="x" * 10_000),
+    )
+    (problem,) = check_manifest(store, identity=expected(1))
+    assert problem.startswith(f"{MANIFEST_NAME}: identity sweep = 'xxx") and len(problem) < 300
+
+
 def test_missing_manifest_is_caught(store):
     (store / MANIFEST_NAME).unlink()
     problems = check_manifest(store, identity=expected(1))
