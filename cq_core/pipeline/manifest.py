@@ -247,7 +247,7 @@ def _short(value: Any, limit: int = 80) -> str:
 def _identity_problems(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(recorded) | set(expected))
     return [
-        f"{MANIFEST_NAME}: identity {_short(key, 40)} = {_short(recorded.get(key))} recorded, "
+        f"{MANIFEST_NAME}: identity {key[:40]} = {_short(recorded.get(key))} recorded, "
         f"{_short(expected.get(key))} expected (the store belongs to another cell)"
         for key in keys
         if recorded.get(key) != expected.get(key)

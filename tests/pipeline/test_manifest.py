@@ -177,7 +177,7 @@ def test_snakemake_timestamp_is_ignored(store):
     assert check_manifest(store, identity=expected(1)) == []
 
 
-def test_unreadable_file_and_long_identity_values_are_reported_in_one_line(store, tmp_path):
+def test_absent_store_and_long_identity_values_are_reported_in_one_line(store, tmp_path):
     assert check_manifest(tmp_path / "absent.zarr") == [f"{tmp_path / 'absent.zarr'}: not a folder"]
     edit_json(
         store / MANIFEST_NAME,
