@@ -107,3 +107,30 @@ def oscillator(m=1.0, omega_c=2.0, lam=1.0, Omega=3.0) -> Model:
         coupled=(1,),
         symbolic=symbolic,
     )
+
+
+def two_qubits(m=1.0, lam=1.0, Omega=2.0, mu=0.7) -> Model:
+    """d = 4, non-commuting, complex entries: ``H_I = λ q σz⊗1 + Ω σx⊗σx + μ σy⊗σz``."""
+    q, p = sympy.symbols("q p", real=True)
+    SY = sympy.Matrix([[0, -sympy.I], [sympy.I, 0]])
+    one = sympy.eye(2)
+    kron = sympy.kronecker_product
+    A, B = kron(SZ, one), Omega * kron(SX, SX) + mu * kron(SY, SZ)
+    symbolic = SymbolicModel((q,), (p,), p**2 / (2 * m), lam * q * A + B, sympy.Matrix([[0], [1]]))
+    A_np, B_np = np.array(A, dtype=complex), np.array(B, dtype=complex)
+    force = np.array(symbolic.backreaction()[1], dtype=complex)  # L_p = −λ σz⊗1
+    return Model(
+        name="two_qubits",
+        params=dict(m=m, lam=lam, Omega=Omega, mu=mu),
+        coord_labels=("q", "p"),
+        level_labels=("00", "01", "10", "11"),
+        z0=np.array([0.3, 0.0]),
+        psi0=np.array([1.0, 0.5j, -0.5, 1.0]),
+        hamiltonian_flow=lambda Z: np.stack([Z[:, 1] / m, np.zeros(len(Z))], axis=1),
+        interaction_hamiltonian=lambda Z: lam * Z[:, 0, None, None] * A_np + B_np,
+        backreaction_operators=lambda Z: force[None, None],
+        noise_shape=np.array([[0.0], [1.0]]),
+        diagonal=False,
+        coupled=(1,),
+        symbolic=symbolic,
+    )

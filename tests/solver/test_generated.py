@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from symbolic_models import BUILDERS, builtin, oscillator
+from symbolic_models import BUILDERS, builtin, oscillator, two_qubits
 
 import cq_core
 from cq_core.solver.fused import build
@@ -36,6 +36,9 @@ RUNS = [
     (oscillator, "pure", {}),
     (oscillator, "density", {"excess": 0.3}),
     (oscillator, "mean_field", {}),
+    (two_qubits, "pure", {}),  # d = 4, complex entries
+    (two_qubits, "density", {"excess": 0.4}),
+    (two_qubits, "mean_field", {}),
     (lambda: builtin("mass_superposition"), "mean_field", {"sigma": 0.02, "dt": 1e-4}),
     (lambda: builtin("sqrt_potential", p0=-3.0), "mean_field", {}),  # exits q > 0
 ]
