@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -62,16 +63,22 @@ def test_c_and_numba_give_the_same_bits(name, params, sigma, dt):
     assert c.drop_attrs().identical(numba.drop_attrs())
 
 
-def test_auto_prefers_c_where_covered_and_numpy_elsewhere():
+def test_auto_prefers_c_where_covered_then_generated_then_numpy():
+    """auto: the hand-written C kernel where it covers the run; else the kernel generated from
+    the model's symbolic form (every built-in carries one); NumPy for a model given only as
+    functions."""
     run = dict(sigma=1.0, n_traj=2, t_final=0.01, dt=1e-3, seed=0)
     assert cq_core.simulate(cq_core.get_model("linear"), **run).attrs["backend"] == "c"
     for model, extra in [
         (cq_core.get_model("linear", omega=1.0), {}),  # non-diagonal: Kraus
-        (cq_core.get_model("linear"), {"method": "euler"}),
         (cq_core.get_model("linear"), {"mode": "density"}),
         (cq_core.get_model("sqrt_potential"), {}),  # position-dependent noise
     ]:
-        assert cq_core.simulate(model, **run, **extra).attrs["backend"] == "numpy"
+        assert cq_core.simulate(model, **run, **extra).attrs["backend"] == "generated"
+        functions_only = dataclasses.replace(model, symbolic=None)
+        assert cq_core.simulate(functions_only, **run, **extra).attrs["backend"] == "numpy"
+    euler = cq_core.simulate(cq_core.get_model("linear"), **run, method="euler")
+    assert euler.attrs["backend"] == "numpy"  # no fused kernel runs Euler-Maruyama
 
 
 def test_a_default_run_never_imports_numba():
