@@ -12,6 +12,7 @@ from .statistics import (
     cell_statistics,
     settings_hash,
     stack_statistics,
+    sweep_statistics,
 )
 from .summaries import (
     SUMMARY_VARIABLES,
@@ -47,6 +48,7 @@ __all__ = [
     "stack_statistics",
     "summarise",
     "summary_from_statistics",
+    "sweep_statistics",
     "theory_rate",
     "trajectory_mean",
 ]

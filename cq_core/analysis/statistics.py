@@ -43,6 +43,7 @@ __all__ = [
     "STATISTICS_VERSION",
     "analysis_settings",
     "cell_statistics",
+    "sweep_statistics",
     "fit_times",
     "settings_hash",
     "stack_statistics",
@@ -319,18 +320,100 @@ def cell_statistics(
     ds = _one_cell(ds)
     settings = analysis_settings(settings)
     times = ds["time"].values
-    indices = slice_indices(times, settings["time_slices"])
     window = fit_times(times, settings["fit_window"])
-    edges = np.linspace(-1.0, 1.0, settings["hist_bins"] + 1)
-    rank = min(ds.sizes["trajectory"], int(window.sum()))
+    args = (
+        slice_indices(times, settings["time_slices"]),
+        np.linspace(-1.0, 1.0, settings["hist_bins"] + 1),
+        window,
+        min(ds.sizes["trajectory"], int(window.sum())),
+    )
     state = "psi" if "psi" in ds else "rho"
-    result = None
-    for start, stop in _blocks(ds, state, block_size):
-        block = ds[[state, "status"]].isel(trajectory=slice(start, stop)).compute()
-        part = _block_statistics(block, indices, edges, window, rank)
-        result = part if result is None else _merge_blocks(result, part, window)
-    assert result is not None
-    return _as_dataset(result, ds, settings, window)
+    parts = [
+        _block_statistics(
+            ds[[state, "status"]].isel(trajectory=slice(start, stop)).compute(), *args
+        )
+        for start, stop in _blocks(ds, state, block_size)
+    ]
+    return _as_dataset(_merge_all(parts, window), ds, settings, window)
+
+
+def sweep_statistics(ds: xr.Dataset, settings: Mapping[str, Any]) -> list[xr.Dataset]:
+    """:func:`cell_statistics` of every (σ, seed) cell of a sweep, σ-major.
+
+    ``ds`` has dims ``sigma, seed, trajectory, time`` (:func:`cq_core.open_sweep`). A
+    Dask-backed sweep is reduced in one ``dask.compute`` whose tasks each reduce one stored
+    trajectory chunk to its (small) statistics: memory stays bounded by a few chunks, and the
+    sweep's graph is optimised once (a compute per cell would cull all of it each time).
+    """
+    settings = analysis_settings(settings)
+    state = "psi" if "psi" in ds else "rho"
+    shells = [
+        xr.Dataset(
+            coords={"time": ds["time"], "sigma": ds["sigma"][i], "seed": ds["seed"][j]},
+            attrs=ds.attrs,
+        )
+        for i in range(ds.sizes["sigma"])
+        for j in range(ds.sizes["seed"])
+    ]
+    if ds[state].chunks is None:
+        return [
+            cell_statistics(ds.isel(sigma=i, seed=j), settings)
+            for i in range(ds.sizes["sigma"])
+            for j in range(ds.sizes["seed"])
+        ]
+    import dask
+
+    times = ds["time"].values
+    window = fit_times(times, settings["fit_window"])
+    args = (
+        slice_indices(times, settings["time_slices"]),
+        np.linspace(-1.0, 1.0, settings["hist_bins"] + 1),
+        window,
+        min(ds.sizes["trajectory"], int(window.sum())),
+    )
+    values = ds[state].transpose("sigma", "seed", "trajectory", "time", ...)
+    whole = {axis: -1 for axis in range(3, values.ndim)}
+    data = values.data.rechunk({0: 1, 1: 1, **whole})
+    status = ds["status"].transpose("sigma", "seed", "trajectory").data
+    status = status.rechunk((1, 1, data.chunks[2]))
+    chunks, flags = data.to_delayed(), status.to_delayed()
+    rest = (0,) * (values.ndim - 3)
+    frame = (state, values.dims[2:], list(basis_pair_of(ds)))
+    tasks = [
+        [
+            dask.delayed(_chunk_statistics)(chunks[(i, j, k, *rest)], flags[i, j, k], frame, args)
+            for k in range(flags.shape[2])
+        ]
+        for i in range(ds.sizes["sigma"])
+        for j in range(ds.sizes["seed"])
+    ]
+    (results,) = dask.compute(tasks)
+    return [
+        _as_dataset(_merge_all(parts, window), shell, settings, window)
+        for shell, parts in zip(shells, results, strict=True)
+    ]
+
+
+def basis_pair_of(ds: xr.Dataset) -> tuple[int, int]:
+    a, b = ds.attrs.get("basis_pair", (0, 1))
+    return int(a), int(b)
+
+
+def _chunk_statistics(values, status, frame, args) -> dict[str, Any]:
+    """:func:`_block_statistics` of one (1, 1, trajectory, time, …) chunk of a sweep."""
+    state, dims, pair = frame
+    block = xr.Dataset(
+        {state: (dims, values[0, 0]), "status": (("trajectory",), status[0, 0])},
+        attrs={"basis_pair": pair},
+    )
+    return _block_statistics(block, *args)
+
+
+def _merge_all(parts: list[dict[str, Any]], window: np.ndarray) -> dict[str, Any]:
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = _merge_blocks(merged, part, window)
+    return merged
 
 
 def _as_dataset(

@@ -36,12 +36,12 @@ from ..version import NUMERICS_VERSION, __version__
 from .observables import as_sweep, trajectory_dims
 from .statistics import (
     analysis_settings,
-    cell_statistics,
     fit_times,
     pool_moments,
     settings_hash,
     slice_indices,
     stack_statistics,
+    sweep_statistics,
 )
 from .theory import theory_rate
 
@@ -119,8 +119,8 @@ def summarise(
     """The summary of a sweep: every variable of :data:`SUMMARY_VARIABLES` and more.
 
     ``summary_from_statistics([cell_statistics(cell) for each (σ, seed) cell])``: each cell
-    is read trajectory block by block (its Dask chunks), so memory is bounded by a block,
-    not by the sweep.
+    is read stored chunk by stored chunk (:func:`cq_core.analysis.sweep_statistics`), so
+    memory is bounded by a few chunks, not by the sweep.
 
     Parameters
     ----------
@@ -143,12 +143,7 @@ def summarise(
     )
     ds = as_sweep(ds)
     slice_indices(ds["time"].values, settings["time_slices"])  # bad slices: before any work
-    stats = [
-        cell_statistics(ds.isel(sigma=i, seed=j), settings)
-        for i in range(ds.sizes["sigma"])
-        for j in range(ds.sizes["seed"])
-    ]
-    return summary_from_statistics(stats, settings)
+    return summary_from_statistics(sweep_statistics(ds, settings), settings)
 
 
 def _grid(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,9 +1,10 @@
 """Per-cell statistics files beside the cell stores, and summaries merged from them.
 
 A cell ``…/cells/sigma=<σ>/seed=<k>.zarr`` gets its statistics
-(:func:`cq_core.analysis.cell_statistics`) in ``…/cells/sigma=<σ>/seed=<k>.stats.npz``: one
-uncompressed NumPy archive (2 000 of them read in about a second, see
-``benchmarks/summary_cost.py``). The file records
+(:func:`cq_core.analysis.cell_statistics`) in ``…/cells/sigma=<σ>/seed=<k>.stats.bin``: a JSON
+header (array names, dtypes, shapes, offsets, metadata, a sha256) followed by the raw array
+bytes, read with one ``read`` and ``numpy.frombuffer`` (an ``.npz`` archive costs ~10x more
+to open, a small Zarr store ~100x; ``benchmarks/summary_cost.py``). The file records
 
 * the hash of the analysis settings it was computed with: other settings find no statistics;
 * the identity of its cell (the store's ``cell_hash``, else a sha256 of its ``zarr.json``):
@@ -41,9 +42,10 @@ __all__ = [
     "write_cell_statistics",
 ]
 
-STATISTICS_SUFFIX = ".stats.npz"
-"""File name ending of a cell's statistics (``seed=<k>.stats.npz`` beside ``seed=<k>.zarr``)."""
-_HEADER = "__header__"
+STATISTICS_SUFFIX = ".stats.bin"
+"""File name ending of a cell's statistics (``seed=<k>.stats.bin`` beside ``seed=<k>.zarr``)."""
+MAGIC = b"cq-sweep cell statistics 1\n"
+"""First bytes of a statistics file."""
 
 
 def statistics_path(store_path: str | os.PathLike) -> Path:
@@ -72,13 +74,46 @@ def cell_identity(store_path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _digest(arrays: Mapping[str, np.ndarray], header: str) -> str:
-    digest = hashlib.sha256(header.encode())
-    for name in sorted(arrays):
-        digest.update(name.encode())
-        digest.update(str(arrays[name].dtype).encode() + str(arrays[name].shape).encode())
-        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
-    return digest.hexdigest()
+def _digest(payload: bytes, meta: str) -> str:
+    return hashlib.sha256(meta.encode() + payload).hexdigest()
+
+
+def _encode(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> bytes:
+    """``MAGIC``, the header's length (8 bytes, little-endian), the JSON header, the arrays."""
+    table, parts, offset = [], [], 0
+    for name, values in arrays.items():
+        data = np.asarray(values)  # (ascontiguousarray would make a scalar 1-d)
+        table.append([name, data.dtype.str, list(data.shape), offset, data.nbytes])
+        parts.append(data.tobytes())
+        offset += data.nbytes
+    payload = b"".join(parts)
+    text = json.dumps({"arrays": table, "meta": meta}, sort_keys=True)
+    header = json.dumps({"body": text, "digest": _digest(payload, text)}).encode()
+    return MAGIC + len(header).to_bytes(8, "little") + header + payload
+
+
+def _decode(raw: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """Inverse of :func:`_encode`; None if the file is not one or its digest does not match."""
+    start = len(MAGIC) + 8
+    if not raw.startswith(MAGIC) or len(raw) < start:
+        return None
+    size = int.from_bytes(raw[len(MAGIC) : start], "little")
+    try:
+        header = json.loads(raw[start : start + size])
+        text = header["body"]
+        payload = raw[start + size :]
+        if _digest(payload, text) != header["digest"]:
+            return None
+        body = json.loads(text)
+        arrays = {
+            name: np.frombuffer(
+                payload, dtype=dtype, count=nbytes // np.dtype(dtype).itemsize, offset=offset
+            ).reshape(tuple(shape))
+            for name, dtype, shape, offset, nbytes in body["arrays"]
+        }
+    except (ValueError, KeyError, TypeError):
+        return None
+    return arrays, body["meta"]
 
 
 def write_cell_statistics(
@@ -105,19 +140,16 @@ def write_cell_statistics(
         )
     arrays = {name: np.asarray(var.values) for name, var in stats.data_vars.items()}
     arrays.update({name: stats[name].values for name in ("time", "fit_time", "slice")})
-    header = {
+    meta = {
         "attrs": {key: _plain(value) for key, value in stats.attrs.items()},
         "sigma": float(stats["sigma"]),
         "seed": int(stats["seed"]),
         "time_attrs": {key: _plain(value) for key, value in stats["time"].attrs.items()},
         "cell_identity": cell_identity(store_path),
     }
-    text = json.dumps(header, sort_keys=True)
-    arrays[_HEADER] = np.array([text, _digest(arrays, text)])
     path = statistics_path(store_path)
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "wb") as handle:
-        np.savez(handle, **arrays)
+    temporary.write_bytes(_encode(arrays, meta))
     os.replace(temporary, path)
     return path
 
@@ -133,15 +165,14 @@ def _plain(value: Any) -> Any:
 def _load(path: Path, identity: str, expected_hash: str) -> xr.Dataset | None:
     """The statistics in ``path`` if it passes every check (module doc), else None."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        text, digest = (str(part) for part in arrays.pop(_HEADER))
-        header = json.loads(text)
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        decoded = _decode(path.read_bytes())
+    except OSError:
         return None
+    if decoded is None:
+        return None
+    arrays, header = decoded
     if (
-        _digest(arrays, text) != digest
-        or header.get("cell_identity") != identity
+        header.get("cell_identity") != identity
         or header.get("attrs", {}).get("settings_hash") != expected_hash
     ):
         return None
