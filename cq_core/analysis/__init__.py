@@ -11,8 +11,6 @@ from .statistics import (
     analysis_settings,
     cell_statistics,
     settings_hash,
-    stack_statistics,
-    sweep_statistics,
 )
 from .summaries import (
     SUMMARY_VARIABLES,
@@ -26,6 +24,7 @@ from .summaries import (
     summary_from_statistics,
     trajectory_mean,
 )
+from .sweeps import stack_statistics, sweep_statistics
 from .theory import theory_rate
 
 __all__ = [

@@ -40,9 +40,8 @@ from .statistics import (
     pool_moments,
     settings_hash,
     slice_indices,
-    stack_statistics,
-    sweep_statistics,
 )
+from .sweeps import stack_statistics, sweep_statistics
 from .theory import theory_rate
 
 __all__ = [
