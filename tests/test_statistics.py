@@ -96,6 +96,7 @@ def as_keywords(settings):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(RUNS))
 def test_the_merged_summary_equals_the_one_from_trajectories(sweeps, name, tmp_path):
     paths = sweeps[name]
@@ -159,6 +160,7 @@ def test_statistics_size_is_independent_of_the_trajectories_and_blocks():
     )
 
 
+@pytest.mark.slow
 def test_changed_settings_and_tampered_files_are_recomputed(sweeps, tmp_path, monkeypatch):
     paths = []
     for source in sweeps["linear"]:

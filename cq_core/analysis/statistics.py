@@ -40,6 +40,7 @@ from .observables import pair_coherence, sigma_z
 
 __all__ = [
     "ANALYSIS_KEYS",
+    "STATISTICS_DIMS",
     "STATISTICS_VERSION",
     "analysis_settings",
     "cell_statistics",
@@ -70,6 +71,21 @@ RUN_ATTRS = (
     "cell_hash",
 )
 """Attributes of a cell its statistics keep (the summary's attrs come from them)."""
+STATISTICS_DIMS = {
+    "n_traj": (),
+    "n_kept": (),
+    "born_positive": (),
+    "n_flagged": (),
+    "born_weight": (),
+    "coherence_mean": ("time",),
+    "coherence_m2": ("time",),
+    "sigma_z_mean": ("time",),
+    "sigma_z_m2": ("time",),
+    "coherence_factor": ("rank", "fit_time"),
+    "hist_count": ("slice", "bin"),
+    "hist_n": ("slice",),
+}
+"""The variables of a cell's statistics and their dimensions."""
 DEFAULT_BLOCK = 4096
 """Trajectories read at a time from an in-memory cell (a Dask-backed one uses its chunks)."""
 

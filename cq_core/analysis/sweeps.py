@@ -9,6 +9,7 @@ of several cells along one dimension ``cell`` (what
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import xarray as xr
 
 from .observables import basis_pair
 from .statistics import (
+    STATISTICS_DIMS,
     _as_dataset,
     _block_statistics,
     _merge_all,
@@ -25,7 +27,14 @@ from .statistics import (
     slice_indices,
 )
 
-__all__ = ["SHARED_ATTRS", "stack_statistics", "sweep_statistics"]
+__all__ = [
+    "SHARED_ATTRS",
+    "StatisticsRecord",
+    "record_dataset",
+    "stack_statistics",
+    "statistics_record",
+    "sweep_statistics",
+]
 
 SHARED_ATTRS = (
     "model",
@@ -109,54 +118,108 @@ def _chunk_statistics(values, status, frame, args) -> dict[str, Any]:
     return _block_statistics(block, *args)
 
 
-def stack_statistics(stats: Sequence[xr.Dataset]) -> xr.Dataset:
+@dataclass(frozen=True)
+class StatisticsRecord:
+    """One cell's statistics as plain arrays (what files hold; cheaper than a Dataset).
+
+    ``arrays`` holds every variable of :data:`STATISTICS_DIMS` and the coordinates ``time``,
+    ``fit_time``, ``slice``; ``attrs`` those of :func:`cq_core.analysis.cell_statistics`.
+    """
+
+    arrays: Mapping[str, np.ndarray]
+    sigma: float
+    seed: int
+    attrs: Mapping[str, Any]
+    time_attrs: Mapping[str, Any]
+
+
+COORDS = ("time", "fit_time", "slice")
+
+
+def statistics_record(stats: xr.Dataset) -> StatisticsRecord:
+    """The :class:`StatisticsRecord` of one cell's statistics Dataset."""
+    arrays = {name: stats[name].values for name in (*STATISTICS_DIMS, *COORDS)}
+    return StatisticsRecord(
+        arrays, float(stats["sigma"]), int(stats["seed"]), stats.attrs, stats["time"].attrs
+    )
+
+
+def record_dataset(record: StatisticsRecord) -> xr.Dataset:
+    """Inverse of :func:`statistics_record`."""
+    arrays = record.arrays
+    return xr.Dataset(
+        {name: (dims, arrays[name]) for name, dims in STATISTICS_DIMS.items()},
+        coords={
+            "sigma": record.sigma,
+            "seed": record.seed,
+            "time": ("time", arrays["time"], dict(record.time_attrs)),
+            "fit_time": ("fit_time", arrays["fit_time"]),
+            "slice": ("slice", arrays["slice"]),
+        },
+        attrs=dict(record.attrs),
+    )
+
+
+def stack_statistics(stats: Sequence[xr.Dataset | StatisticsRecord] | xr.Dataset) -> xr.Dataset:
     """The statistics of several cells as one Dataset along a new dimension ``cell``.
 
-    Coordinates ``sigma`` and ``seed`` become ``(cell,)``; the attrs the cells share are kept
-    (``cell_hash`` and any other differing one dropped). ``ValueError`` if the cells were
-    computed with different analysis settings or hold different times.
+    ``stats``: Datasets of :func:`cq_core.analysis.cell_statistics` or their
+    :class:`StatisticsRecord`. Coordinates ``sigma`` and ``seed`` become ``(cell,)``; the
+    attrs the cells share are kept (``cell_hash`` and any other differing one dropped).
+    ``ValueError`` if the cells were computed with different analysis settings, hold
+    different times or differ in one of :data:`SHARED_ATTRS`.
     """
     if isinstance(stats, xr.Dataset):
         return stats if "cell" in stats.dims else stack_statistics([stats])
-    stats = list(stats)
-    if not stats:
+    records = [s if isinstance(s, StatisticsRecord) else statistics_record(s) for s in stats]
+    if not records:
         raise ValueError("no cell statistics to merge")
-    first = stats[0]
-    for other in stats[1:]:
-        if other.attrs.get("settings_hash") != first.attrs.get("settings_hash"):
-            raise ValueError(
-                "cell statistics computed with different analysis settings: "
-                f"{first.attrs.get('analysis_settings')} vs {other.attrs.get('analysis_settings')}"
-            )
-        if other.sizes != first.sizes or not np.array_equal(
-            other["time"].values, first["time"].values
-        ):
-            raise ValueError(
-                f"cell statistics of sigma={float(other['sigma'])!r}, seed={int(other['seed'])} "
-                f"hold other times or sizes than those of sigma={float(first['sigma'])!r}, "
-                f"seed={int(first['seed'])}: the cells do not belong to one sweep"
-            )
-    data = {
-        name: (("cell", *var.dims), np.stack([s[name].values for s in stats]))
-        for name, var in first.data_vars.items()
-    }
+    first = records[0]
+    shapes = {name: values.shape for name, values in first.arrays.items()}
     attrs = dict(first.attrs)
-    for other in stats[1:]:
-        for key in SHARED_ATTRS:
-            if _differs(other.attrs.get(key), first.attrs.get(key)):
-                raise ValueError(
-                    f"cells sigma={float(first['sigma'])!r}, seed={int(first['seed'])} and "
-                    f"sigma={float(other['sigma'])!r}, seed={int(other['seed'])} differ in "
-                    f"{key!r} ({first.attrs.get(key)!r} vs {other.attrs.get(key)!r}): they do "
-                    "not belong to one sweep"
-                )
+    for other in records[1:]:
+        _check_same_sweep(first, other, shapes)
         for key in list(attrs):
             if _differs(other.attrs.get(key), attrs[key]):
                 del attrs[key]
-    coords = {name: first[name].variable for name in ("time", "fit_time", "slice")}
-    coords["sigma"] = ("cell", np.array([float(s["sigma"]) for s in stats]))
-    coords["seed"] = ("cell", np.array([int(s["seed"]) for s in stats], dtype=np.int64))
+    data = {
+        name: (("cell", *dims), np.stack([r.arrays[name] for r in records]))
+        for name, dims in STATISTICS_DIMS.items()
+    }
+    coords = {
+        "time": ("time", first.arrays["time"], dict(first.time_attrs)),
+        "fit_time": ("fit_time", first.arrays["fit_time"]),
+        "slice": ("slice", first.arrays["slice"]),
+        "sigma": ("cell", np.array([r.sigma for r in records], dtype=float)),
+        "seed": ("cell", np.array([r.seed for r in records], dtype=np.int64)),
+    }
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _check_same_sweep(
+    first: StatisticsRecord, other: StatisticsRecord, shapes: Mapping[str, tuple]
+) -> None:
+    where = f"sigma={other.sigma!r}, seed={other.seed}"
+    if other.attrs.get("settings_hash") != first.attrs.get("settings_hash"):
+        raise ValueError(
+            f"cell statistics computed with different analysis settings: "
+            f"{first.attrs.get('analysis_settings')} vs {other.attrs.get('analysis_settings')} "
+            f"({where})"
+        )
+    if any(other.arrays[name].shape != shape for name, shape in shapes.items()) or not (
+        np.array_equal(other.arrays["time"], first.arrays["time"])
+    ):
+        raise ValueError(
+            f"cell statistics of {where} hold other times or sizes than those of "
+            f"sigma={first.sigma!r}, seed={first.seed}: the cells do not belong to one sweep"
+        )
+    for key in SHARED_ATTRS:
+        if _differs(other.attrs.get(key), first.attrs.get(key)):
+            raise ValueError(
+                f"cells sigma={first.sigma!r}, seed={first.seed} and {where} differ in "
+                f"{key!r} ({first.attrs.get(key)!r} vs {other.attrs.get(key)!r}): they do "
+                "not belong to one sweep"
+            )
 
 
 def _differs(a: Any, b: Any) -> bool:

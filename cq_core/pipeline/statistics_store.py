@@ -32,6 +32,12 @@ import numpy as np
 import xarray as xr
 
 from ..analysis import cell_statistics, settings_hash, summary_from_statistics
+from ..analysis.sweeps import (
+    StatisticsRecord,
+    record_dataset,
+    stack_statistics,
+    statistics_record,
+)
 
 __all__ = [
     "STATISTICS_SUFFIX",
@@ -67,10 +73,11 @@ def cell_identity(store_path: str | os.PathLike) -> str:
     if cell_hash:
         return str(cell_hash)
     digest = hashlib.sha256(raw)
-    for name in ("sigma", "seed"):
-        for part in sorted((store / name).rglob("*")):
-            if part.is_file():
-                digest.update(str(part.relative_to(store)).encode() + part.read_bytes())
+    for part in ("sigma/zarr.json", "sigma/c", "seed/zarr.json", "seed/c"):
+        try:  # a scalar equal to its fill value has no chunk file
+            digest.update(part.encode() + (store / part).read_bytes())
+        except FileNotFoundError:
+            digest.update(part.encode())
     return digest.hexdigest()
 
 
@@ -162,7 +169,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _load(path: Path, identity: str, expected_hash: str) -> xr.Dataset | None:
+def _load(path: Path, identity: str, expected_hash: str) -> StatisticsRecord | None:
     """The statistics in ``path`` if it passes every check (module doc), else None."""
     try:
         decoded = _decode(path.read_bytes())
@@ -171,29 +178,21 @@ def _load(path: Path, identity: str, expected_hash: str) -> xr.Dataset | None:
     if decoded is None:
         return None
     arrays, header = decoded
-    if (
-        header.get("cell_identity") != identity
-        or header.get("attrs", {}).get("settings_hash") != expected_hash
-    ):
+    attrs = header.get("attrs", {})
+    if header.get("cell_identity") != identity or attrs.get("settings_hash") != expected_hash:
         return None
-    coords = {
-        "sigma": header["sigma"],
-        "seed": header["seed"],
-        "time": ("time", arrays.pop("time"), header["time_attrs"]),
-        "fit_time": ("fit_time", arrays.pop("fit_time")),
-        "slice": ("slice", arrays.pop("slice")),
-    }
-    dims = {
-        "coherence_mean": ("time",),
-        "coherence_m2": ("time",),
-        "sigma_z_mean": ("time",),
-        "sigma_z_m2": ("time",),
-        "coherence_factor": ("rank", "fit_time"),
-        "hist_count": ("slice", "bin"),
-        "hist_n": ("slice",),
-    }
-    data = {name: (dims.get(name, ()), values) for name, values in arrays.items()}
-    return xr.Dataset(data, coords=coords, attrs=header["attrs"])
+    return StatisticsRecord(arrays, header["sigma"], header["seed"], attrs, header["time_attrs"])
+
+
+def _read_records(
+    stores: Sequence[Path], settings: Mapping[str, Any]
+) -> list[StatisticsRecord | None]:
+    expected = settings_hash(settings)
+    found = []
+    for store in stores:
+        path = statistics_path(store)
+        found.append(_load(path, cell_identity(store), expected) if path.is_file() else None)
+    return found
 
 
 def read_statistics(
@@ -204,12 +203,8 @@ def read_statistics(
     None for a cell whose statistics file is missing, unreadable, edited, of another cell,
     or computed with other analysis settings (:func:`summarise_stores` recomputes those).
     """
-    expected = settings_hash(settings)
-    found = []
-    for store in map(Path, store_paths):
-        path = statistics_path(store)
-        found.append(_load(path, cell_identity(store), expected) if path.is_file() else None)
-    return found
+    records = _read_records([Path(p) for p in store_paths], settings)
+    return [None if r is None else record_dataset(r) for r in records]
 
 
 def _open_cell(store_path: Path) -> tuple[xr.Dataset, int | None]:
@@ -256,7 +251,7 @@ def _compute_all(stores: list[Path], settings: Mapping[str, Any], workers: int) 
     Dask threads may hold locks, and no re-import of the caller's ``__main__``.
     """
     if workers <= 1 or len(stores) <= INLINE_CELLS:
-        return [compute_cell_statistics(store, settings) for store in stores]
+        return [statistics_record(compute_cell_statistics(store, settings)) for store in stores]
     text = json.dumps(dict(settings))
     jobs = [
         subprocess.Popen(
@@ -271,7 +266,7 @@ def _compute_all(stores: list[Path], settings: Mapping[str, Any], workers: int) 
     for job, error in zip(jobs, errors, strict=True):
         if job.returncode:
             raise RuntimeError(f"computing cell statistics failed: {error[-2000:]}")
-    found = read_statistics(stores, settings)
+    found = _read_records(stores, settings)
     broken = [str(store) for store, s in zip(stores, found, strict=True) if s is None]
     if broken:
         raise RuntimeError(f"no valid statistics were written for {', '.join(broken)}")
@@ -310,7 +305,7 @@ def summarise_stores(
     if not stores:
         raise ValueError("no cell stores to summarise")
     settings_hash(settings)  # bad settings: ValueError before any work
-    stats = read_statistics(stores, settings)
+    stats = _read_records(stores, settings)
     missing = [i for i, s in enumerate(stats) if s is None]
     for i, computed in zip(
         missing, _compute_all([stores[i] for i in missing], settings, workers), strict=True
@@ -324,7 +319,7 @@ def summarise_stores(
                     f"{s.attrs.get('numerics_version')!r}, not {numerics_version!r}: "
                     "recompute it"
                 )
-    summary = summary_from_statistics(stats, settings)
+    summary = summary_from_statistics(stack_statistics(stats), settings)
     sweeps = {store.parents[2].name for store in stores if len(store.parents) > 2}
     if len(sweeps) == 1 and "sweep" not in summary.attrs:
         summary.attrs["sweep"] = sweeps.pop()
