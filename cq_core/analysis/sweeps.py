@@ -68,6 +68,7 @@ def sweep_statistics(ds: xr.Dataset, settings: Mapping[str, Any]) -> list[xr.Dat
             for j in range(ds.sizes["seed"])
         ]
     import dask
+    import dask.array
 
     times = ds["time"].values
     window = fit_times(times, settings["fit_window"])
@@ -80,7 +81,7 @@ def sweep_statistics(ds: xr.Dataset, settings: Mapping[str, Any]) -> list[xr.Dat
     values = ds[state].transpose("sigma", "seed", "trajectory", "time", ...)
     whole = {axis: -1 for axis in range(3, values.ndim)}
     data = values.data.rechunk({0: 1, 1: 1, **whole})
-    status = ds["status"].transpose("sigma", "seed", "trajectory").data
+    status = dask.array.asarray(ds["status"].transpose("sigma", "seed", "trajectory").data)
     status = status.rechunk((1, 1, data.chunks[2]))
     chunks, flags = data.to_delayed(), status.to_delayed()
     rest = (0,) * (values.ndim - 3)
