@@ -220,3 +220,11 @@ def test_bad_settings_and_grids_are_refused():
         summary_from_statistics([stats, stats], good)
     with pytest.raises(ValueError, match="settings_hash"):
         write_cell_statistics("unused.zarr", stats, settings_hash(good)[::-1])
+
+
+def test_stale_cells_and_bad_workers_are_refused(sweeps):
+    paths = sweeps["mean_field"]
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        summarise_stores(paths, SETTINGS, workers=0)
+    with pytest.raises(ValueError, match="numerics version '1', not '0'"):
+        summarise_stores(paths, SETTINGS, workers=1, numerics_version="0")
