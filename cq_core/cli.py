@@ -95,7 +95,8 @@ def _run_cell(args: argparse.Namespace) -> None:
 def _summarise(args: argparse.Namespace) -> None:
     import dask
 
-    from .analysis import summarise, write_summary
+    from .analysis import summarise
+    from .pipeline.summary_store import write_summary
     from .sweep import open_sweep
     from .version import NUMERICS_VERSION
 
@@ -153,7 +154,7 @@ def _figure_paths(args: argparse.Namespace) -> None:
 
 def _figure_summary(args: argparse.Namespace) -> None:
     from . import plots
-    from .analysis import open_summary
+    from .pipeline.summary_store import open_summary
 
     summary = open_summary(args.summary)
     if args.figure == "histograms":
@@ -165,14 +166,14 @@ def _figure_summary(args: argparse.Namespace) -> None:
 
 def _figure_tradeoff(args: argparse.Namespace) -> None:
     from . import plots
-    from .analysis import open_summary
+    from .pipeline.summary_store import open_summary
 
     fig = plots.plot_tradeoff([open_summary(path) for path in args.summaries])
     _save(fig, args.output, args.dpi)
 
 
 def _table_born(args: argparse.Namespace) -> None:
-    from .analysis import open_summary
+    from .pipeline.summary_store import open_summary
     from .tables import born_table, born_table_html
 
     table = born_table(open_summary(args.summary))

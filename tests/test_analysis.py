@@ -19,9 +19,9 @@ from cq_core.analysis import (
     sigma_z_histogram,
     summarise,
     theory_rate,
-    write_summary,
 )
 from cq_core.cells import CellSpec, write_cell
+from cq_core.pipeline.summary_store import write_summary
 
 LINEAR = {"model": "linear", "params": {}, "n_traj": 300, "t_final": 0.2, "dt": 1e-3}
 

@@ -36,8 +36,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cq_core.analysis import SUMMARY_VARIABLES, open_summary, summarise
+from cq_core.analysis import SUMMARY_VARIABLES, summarise
 from cq_core.cells import CellSpec
+from cq_core.pipeline.summary_store import open_summary
 from cq_core.sweep import open_sweep, sigma_label
 
 SIGMAS = (0.02, 0.04)

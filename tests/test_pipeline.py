@@ -22,7 +22,8 @@ from workflow_helpers import (
 )
 
 import cq_core
-from cq_core.analysis import SUMMARY_VARIABLES, open_summary
+from cq_core.analysis import SUMMARY_VARIABLES
+from cq_core.pipeline.summary_store import open_summary
 
 
 @pytest.fixture(scope="module")

@@ -1,57 +1,60 @@
-"""Sweep summaries: coherence, ⟨σz⟩ statistics and histograms, decoherence-rate fits (SPEC §3).
+"""Sweep summaries: coherence, ⟨σz⟩ moments and histograms, decoherence-rate fits.
+
+The one builder of every summary variable is :func:`summary_from_statistics`: it merges the
+per-cell statistics of :func:`cq_core.analysis.cell_statistics` (sums, sums of squared
+deviations, counts, histogram counts). :func:`summarise` computes those statistics cell by
+cell (trajectory block by trajectory block, so memory is bounded by a block) and merges them;
+the single-variable functions below are views of the same summary.
 
 Every function takes a Dataset as returned by :func:`cq_core.open_sweep` (dims ``sigma, seed,
-trajectory, time, …``) or by :func:`cq_core.simulate` (one cell; scalar σ and seed are
-promoted to length-1 dimensions) and returns labelled xarray objects. Nothing is loaded
-before ``compute()``: on a Dask-backed sweep the reductions run chunk by chunk, in bounded
-memory.
+trajectory, time, …``) or by :func:`cq_core.simulate` (one cell; scalar σ and seed) and
+returns labelled xarray objects.
 
-Conventions (SPEC §3):
+Conventions (docs/physics.md, "Observables" and "Decoherence rate"):
 
-* ⟨σz⟩ and the coherence refer to the two levels ``(a, b) = attrs["basis_pair"]``:
-  ``⟨σz⟩ = |ψ_a|² − |ψ_b|²`` (``ρ_aa − ρ_bb``), coherence ``2|ψ_a ψ_b*|`` (``2|ρ_ab|``).
-* Mean conditional coherence ``C(t) = E[2|ρ_ab(t)|] / 2|ρ_ab(0)|``.
+* ⟨σz⟩ and the coherence refer to ``(a, b) = attrs["basis_pair"]`` (see
+  :mod:`cq_core.analysis.observables`).
+* Mean conditional coherence ``C(t) = E[2|ρ_ab(t)|] / 2|ρ_ab(0)|``, its standard error
+  ``s(t) / sqrt(n) / 2|ρ_ab(0)|`` (sample standard deviation over the trajectories of all
+  seeds of a σ, pooled).
 * Decoherence rate: least-squares fit of ``−log C(t) = Γ t`` (a line through the origin)
   over the fit window; its standard error comes from the per-trajectory influence function
   of the estimator (delta method), which accounts for the correlation of C(t) across times.
-* Theory (diagonal models, constant coupling): ``Γ = (1+v) Σ_i (K_i[a] − K_i[b])² / 2`` with
-  ``K = ½ σ⁺ L`` at the initial classical point z0. For ``linear`` this is ``(1+v)·2λ²/σ²``;
-  for ``mass_superposition`` it is the local rate at r0, ``|Δf|²/(8σ²)``, |Δf| ≈ 0.143.
 * Trajectories flagged by the kernel (``status ≠ 0``) are excluded from every average and
   counted in ``n_flagged``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ..cells import atomic_write_zarr, decode_params
-from ..models import get_model
-from ..sweep import TRAJECTORY_DIMS, open_store
 from ..version import NUMERICS_VERSION, __version__
+from .observables import as_sweep, trajectory_dims
+from .statistics import (
+    analysis_settings,
+    fit_times,
+    pool_moments,
+    settings_hash,
+    slice_indices,
+)
+from .sweeps import stack_statistics, sweep_statistics
+from .theory import theory_rate
 
 __all__ = [
-    "as_sweep",
-    "basis_pair",
+    "SUMMARY_VARIABLES",
     "born_statistics",
     "coherence_curve",
     "fit_decoherence_rate",
     "flagged_count",
-    "open_summary",
-    "pair_coherence",
-    "sigma_z",
     "sigma_z_histogram",
     "sigma_z_moments",
     "summarise",
-    "theory_rate",
+    "summary_from_statistics",
     "trajectory_mean",
-    "write_summary",
 ]
 
 SUMMARY_VARIABLES = (
@@ -66,64 +69,22 @@ SUMMARY_VARIABLES = (
     "n_flagged",
 )
 """Variables every ``summary.zarr`` holds (names read by tools outside the repository)."""
-
-
-def as_sweep(ds: xr.Dataset) -> xr.Dataset:
-    """Promote scalar ``sigma``/``seed`` coordinates of a single cell to length-1 dimensions."""
-    for dim in ("seed", "sigma"):
-        if dim not in ds.dims:
-            ds = ds.expand_dims(dim)
-    return ds.transpose("sigma", "seed", "trajectory", ...)
-
-
-def _trajectory_dims(x: xr.DataArray) -> list[str]:
-    return [d for d in TRAJECTORY_DIMS if d in x.dims]
-
-
-def basis_pair(ds: xr.Dataset) -> tuple[int, int]:
-    """The levels ``(a, b)`` that ⟨σz⟩ and the coherence refer to (``attrs["basis_pair"]``)."""
-    a, b = ds.attrs.get("basis_pair", (0, 1))
-    return int(a), int(b)
-
-
-def _amplitudes(ds: xr.Dataset):
-    a, b = basis_pair(ds)
-    if "psi" in ds:
-        return ds["psi"].isel(level=a, drop=True), ds["psi"].isel(level=b, drop=True)
-    return None, None
-
-
-def sigma_z(ds: xr.Dataset) -> xr.DataArray:
-    """Conditional ``⟨σz⟩ = |ψ_a|² − |ψ_b|²`` (or ``ρ_aa − ρ_bb``) per trajectory and time."""
-    a, b = basis_pair(ds)
-    if "psi" in ds:
-        psi_a, psi_b = _amplitudes(ds)
-        values = abs(psi_a) ** 2 - abs(psi_b) ** 2
-    else:
-        rho = ds["rho"]
-        values = np.real(rho.isel(ket=a, bra=a, drop=True)) - np.real(
-            rho.isel(ket=b, bra=b, drop=True)
-        )
-    return values.rename("sigma_z").assign_attrs(
-        long_name="conditional <sigma_z> of the basis pair", units="1"
-    )
-
-
-def pair_coherence(ds: xr.Dataset) -> xr.DataArray:
-    """Conditional coherence ``2|ψ_a ψ_b*|`` (or ``2|ρ_ab|``) per trajectory and time."""
-    a, b = basis_pair(ds)
-    if "psi" in ds:
-        psi_a, psi_b = _amplitudes(ds)
-        values = 2.0 * abs(psi_a) * abs(psi_b)
-    else:
-        values = 2.0 * abs(ds["rho"].isel(ket=a, bra=b, drop=True))
-    return values.rename("pair_coherence").assign_attrs(
-        long_name="conditional coherence 2|rho_ab|", units="1"
-    )
-
-
-def _unflagged(ds: xr.Dataset) -> xr.DataArray:
-    return ds["status"] == 0
+COPIED_ATTRS = (
+    "model",
+    "model_params",
+    "sigma_name",
+    "basis_pair",
+    "dt",
+    "t_final",
+    "save_every",
+    "method",
+    "mode",
+    "excess",
+    "backend",
+    "base_seed",
+    "sweep",
+)
+"""Attributes of the cells a summary repeats."""
 
 
 def trajectory_mean(
@@ -133,14 +94,9 @@ def trajectory_mean(
 
     ``values`` (…, seed, trajectory, …), ``keep`` bool (…, seed, trajectory). The standard
     error is ``s / sqrt(n)`` with the sample standard deviation ``s`` (ddof 1); NaN when
-    fewer than two trajectories are kept.
-
-    One pass over the data, so that each chunk is dropped as soon as it is summed (memory
-    bounded by the chunk size, not the sweep's): shifted sums ``S1 = Σ(x − c)``,
-    ``S2 = Σ(x − c)²`` with ``c`` the first trajectory's value (the shift keeps
-    ``S2 − S1²/n`` free of cancellation when the spread is small next to the mean).
+    fewer than two trajectories are kept. One streaming pass of shifted sums.
     """
-    dims = _trajectory_dims(values)
+    dims = trajectory_dims(values)
     shift = values.isel({d: 0 for d in dims}, drop=True)
     deviation = (values - shift).where(keep)
     count = keep.sum(dims)
@@ -152,240 +108,6 @@ def trajectory_mean(
     return mean, np.sqrt(variance.clip(min=0) / n), count
 
 
-def coherence_curve(ds: xr.Dataset) -> xr.Dataset:
-    """``coherence`` C(t) and ``coherence_se``, dims (sigma, time) (SPEC §3).
-
-    ``C(t) = E[2|ρ_ab(t)|] / 2|ρ_ab(0)|``, the mean over unflagged trajectories divided by
-    the initial coherence (NaN when the initial state has none).
-    """
-    coherence = pair_coherence(ds)
-    mean, se, _ = trajectory_mean(coherence, _unflagged(ds))
-    initial = mean.isel(time=0, drop=True)
-    initial = initial.where(initial > 0)
-    return xr.Dataset(
-        {
-            "coherence": (mean / initial).assign_attrs(
-                long_name="mean conditional coherence C(t) = E[2|rho_ab(t)|] / 2|rho_ab(0)|",
-                units="1",
-                equation="SPEC §3",
-            ),
-            "coherence_se": (se / initial).assign_attrs(
-                long_name="standard error of C(t)", units="1"
-            ),
-        }
-    )
-
-
-def sigma_z_moments(ds: xr.Dataset) -> xr.Dataset:
-    """``sigma_z_mean`` = E[⟨σz⟩_t] and ``sigma_z_se``, dims (sigma, time) (martingale, SPEC §3)."""
-    mean, se, _ = trajectory_mean(sigma_z(ds), _unflagged(ds))
-    return xr.Dataset(
-        {
-            "sigma_z_mean": mean.assign_attrs(
-                long_name="E[<sigma_z>_t] over unflagged trajectories", units="1"
-            ),
-            "sigma_z_se": se.assign_attrs(long_name="standard error of E[<sigma_z>_t]", units="1"),
-        }
-    )
-
-
-def _slice_indices(times: np.ndarray, time_slices: Sequence[float]) -> np.ndarray:
-    slices = np.asarray(time_slices, dtype=float)
-    if slices.ndim != 1 or slices.size == 0:
-        raise ValueError(f"time_slices must be a non-empty list of times, got {time_slices!r}")
-    step = float(np.max(np.diff(times))) if times.size > 1 else 0.0
-    outside = slices[(slices < times[0] - 1e-12) | (slices > times[-1] + 1e-9 * max(1, step))]
-    if outside.size:
-        raise ValueError(
-            f"time_slices {outside.tolist()} lie outside the stored times "
-            f"[{times[0]!r}, {times[-1]!r}]"
-        )
-    return np.abs(times[None, :] - slices[:, None]).argmin(axis=1)
-
-
-def _density(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.full(len(edges) - 1, np.nan)
-    counts, _ = np.histogram(np.clip(finite, edges[0], edges[-1]), bins=edges)
-    return counts / (finite.size * np.diff(edges))
-
-
-def sigma_z_histogram(ds: xr.Dataset, time_slices: Sequence[float], bins: int) -> xr.DataArray:
-    """``sigma_z_hist``: density of ⟨σz⟩ over [−1, 1] at each time slice, dims (sigma, slice, bin).
-
-    Each configured time is matched to the nearest stored time (coordinate ``slice_time``).
-    ``bins`` equal bins on [−1, 1] (coordinates ``bin`` = centre, ``bin_lower``,
-    ``bin_upper``); values rounded just outside [−1, 1] go to the end bins. Densities
-    integrate to 1 over the bins (NaN if every trajectory is flagged).
-    """
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
-    times = ds["time"].values
-    indices = _slice_indices(times, time_slices)
-    edges = np.linspace(-1.0, 1.0, int(bins) + 1)
-    values = sigma_z(ds).where(_unflagged(ds))
-    at_slices = values.isel(time=xr.DataArray(indices, dims="slice")).drop_vars("time")
-    samples = at_slices.stack(sample=_trajectory_dims(values), create_index=False)
-    samples = samples.drop_vars([c for c in samples.coords if "sample" in samples[c].dims])
-    density = xr.apply_ufunc(
-        _density,
-        samples,
-        kwargs={"edges": edges},
-        input_core_dims=[["sample"]],
-        output_core_dims=[["bin"]],
-        vectorize=True,
-        dask="parallelized",
-        output_dtypes=[float],
-        dask_gufunc_kwargs={"output_sizes": {"bin": int(bins)}, "allow_rechunk": True},
-    )
-    return density.assign_coords(
-        slice=("slice", np.asarray(time_slices, dtype=float), {"long_name": "requested time"}),
-        slice_time=("slice", times[indices], {"long_name": "stored time used"}),
-        bin=("bin", 0.5 * (edges[:-1] + edges[1:]), {"long_name": "bin centre of <sigma_z>"}),
-        bin_lower=("bin", edges[:-1]),
-        bin_upper=("bin", edges[1:]),
-    ).assign_attrs(
-        long_name="probability density of conditional <sigma_z> at the time slices",
-        units="1",
-    )
-
-
-def fit_decoherence_rate(ds: xr.Dataset, fit_window: Sequence[float] | None = None) -> xr.Dataset:
-    """``gamma_fit`` and ``gamma_fit_se`` (dim sigma): fit of ``−log C(t) = Γ t`` (SPEC §3).
-
-    Least squares through the origin over the stored times ``t`` in ``fit_window``
-    ``[t_start, t_end]`` (default: all) where ``C(t) > 0``: ``Γ = Σ t y / Σ t²`` with
-    ``y = −log C``. Standard error by the delta method over trajectories: trajectory k
-    contributes ``u_k = Σ_t w_t c_k(t) / c̄(t)`` with ``w_t = t / Σ t²``, and
-    ``SE = std(u) / sqrt(n)``. NaN when the window holds no time > 0 with C > 0.
-    """
-    coherence = pair_coherence(ds)
-    keep = _unflagged(ds)
-    # the influence of each trajectory needs the mean at every time: computing the (small)
-    # mean first keeps the second pass over the data chunk by chunk (bounded memory)
-    mean, _, count = (part.compute() for part in trajectory_mean(coherence, keep))
-    curve = mean / mean.isel(time=0, drop=True)
-    time = ds["time"]
-    in_window = time > 0
-    if fit_window is not None:
-        t_start, t_end = (float(t) for t in fit_window)
-        if not t_start < t_end:
-            raise ValueError(
-                f"fit_window must be [t_start, t_end] with t_start < t_end, got "
-                f"{list(fit_window)!r}"
-            )
-        in_window = in_window & (time >= t_start) & (time <= t_end)
-    usable = in_window & (curve > 0)
-    norm = (time**2 * usable).sum("time")
-    weight = (time * usable) / norm.where(norm > 0)
-    log_curve = -np.log(curve.where(usable))
-    points = usable.sum("time")
-    gamma = (weight * log_curve).sum("time").where(points > 0)
-    influence = (weight * coherence / mean.where(usable)).sum("time")
-    _, se, _ = trajectory_mean(influence, keep)
-    se = se.where(points > 0)
-    window = [float(time[0]), float(time[-1])] if fit_window is None else list(fit_window)
-    return xr.Dataset(
-        {
-            "gamma_fit": gamma.assign_attrs(
-                long_name="fitted decoherence rate: -log C(t) = Gamma t",
-                units="1 / model time",
-                fit_window=[float(t) for t in window],
-            ),
-            "gamma_fit_se": se.assign_attrs(
-                long_name="standard error of gamma_fit (delta method over trajectories)",
-                units="1 / model time",
-            ),
-        }
-    )
-
-
-def _theory_at(model, sigma: float, excess: float, pair: tuple[int, int]) -> float:
-    z0 = model.z0[None, :]
-    kernel = sigma * model.noise_kernel(z0)[0]  # (n, m)
-    pinv = np.linalg.pinv(kernel)[:, list(model.coupled)]  # (m, c)
-    operators = np.asarray(model.backreaction_operators(z0))[0]  # (c, d)
-    measurement = 0.5 * pinv @ operators  # (m, d): K_i = ½ Σ_j σ⁺_ij L_j
-    a, b = pair
-    return float((1.0 + excess) * np.sum((measurement[:, a] - measurement[:, b]) ** 2) / 2.0)
-
-
-def theory_rate(ds: xr.Dataset) -> xr.DataArray:
-    """``gamma_theory`` (dim sigma): ``Γ = (1+v) Σ_i (K_i[a] − K_i[b])² / 2`` at z0 (SPEC §3).
-
-    Exact for diagonal models with constant coupling (``linear`` with omega = 0:
-    ``(1+v)·2λ²/σ²``); the local rate at the initial point for position-dependent coupling
-    (``mass_superposition``: ``|Δf|²/(8σ²)`` at r0). NaN for non-diagonal models (no
-    exponential law), 0 for ``mode = "mean_field"`` of a diagonal model (no decoherence).
-    """
-    sigmas = np.atleast_1d(ds["sigma"].values).astype(float)
-    note = "(1+v) sum_i (K_i[a]-K_i[b])^2 / 2 with K = sigma^+ L / 2 at z0 (SPEC §3)"
-    try:
-        model = get_model(
-            ds.attrs["model"], **decode_params(json.loads(ds.attrs.get("model_params", "{}")))
-        )
-    except (KeyError, ValueError, TypeError, ImportError) as err:
-        model, note = None, f"no theory: the model could not be rebuilt ({err})"
-    if model is None or not model.diagonal:
-        if model is not None:
-            note = "no theory: the model's operators do not commute (SPEC §3)"
-        rates = np.full(sigmas.shape, np.nan)
-    elif ds.attrs.get("mode") == "mean_field":
-        rates, note = np.zeros(sigmas.shape), "mean-field dynamics: no decoherence"
-    else:
-        excess = float(ds.attrs.get("excess", 0.0))
-        rates = np.array([_theory_at(model, s, excess, basis_pair(ds)) for s in sigmas])
-    return xr.DataArray(
-        rates,
-        dims="sigma",
-        coords={"sigma": sigmas},
-        attrs={
-            "long_name": "theoretical decoherence rate",
-            "units": "1 / model time",
-            "equation": note,
-        },
-    )
-
-
-def flagged_count(ds: xr.Dataset) -> xr.DataArray:
-    """``n_flagged`` (dim sigma): trajectories with ``status ≠ 0``, excluded from averages."""
-    status = ds["status"]
-    return (
-        (status != 0)
-        .sum(_trajectory_dims(status))
-        .astype(np.int64)
-        .assign_attrs(long_name="trajectories flagged by the kernel (left domain / non-finite)")
-    )
-
-
-def born_statistics(ds: xr.Dataset) -> xr.Dataset:
-    """Born-rule check at the last stored time (SPEC §3), dims (sigma).
-
-    ``born_fraction``: fraction of unflagged trajectories with ⟨σz⟩ > 0 (ending nearer level
-    a), with its binomial ``born_fraction_se``; ``born_weight``: the Born weight of level a in
-    the initial state, ``|ψ_a|² / (|ψ_a|² + |ψ_b|²)`` — the fraction tends to it once the
-    trajectories have collapsed.
-    """
-    keep = _unflagged(ds)
-    final = sigma_z(ds).isel(time=-1, drop=True)
-    fraction, _, count = trajectory_mean((final > 0).astype(float), keep)
-    se = np.sqrt(fraction * (1.0 - fraction) / count.where(count > 0))
-    initial = sigma_z(ds).isel(time=0, drop=True)
-    weight = ((1.0 + initial) / 2.0).where(keep).max(_trajectory_dims(initial))
-    return xr.Dataset(
-        {
-            "born_fraction": fraction.assign_attrs(
-                long_name="fraction of trajectories with <sigma_z> > 0 at the last time"
-            ),
-            "born_fraction_se": se.assign_attrs(long_name="binomial standard error"),
-            "born_weight": weight.assign_attrs(
-                long_name="Born weight of level a in the initial state"
-            ),
-        }
-    )
-
-
 def summarise(
     ds: xr.Dataset,
     *,
@@ -395,8 +117,9 @@ def summarise(
 ) -> xr.Dataset:
     """The summary of a sweep: every variable of :data:`SUMMARY_VARIABLES` and more.
 
-    Computed part by part, each part one streaming pass over the (lazily opened) cells, so
-    memory is bounded by the chunk size, not the sweep's size (tests/test_bounded_memory.py).
+    ``summary_from_statistics([cell_statistics(cell) for each (σ, seed) cell])``: each cell
+    is read stored chunk by stored chunk (:func:`cq_core.analysis.sweep_statistics`), so
+    memory is bounded by a few chunks, not by the sweep.
 
     Parameters
     ----------
@@ -412,75 +135,254 @@ def summarise(
     Returns
     -------
     xarray.Dataset
-        ``coherence``, ``coherence_se``, ``sigma_z_mean``, ``sigma_z_se`` (sigma, time);
-        ``sigma_z_hist`` (sigma, slice, bin); ``gamma_fit``, ``gamma_fit_se``,
-        ``gamma_theory``, ``n_flagged``, ``n_trajectories``, ``born_fraction``,
-        ``born_fraction_se``, ``born_weight`` (sigma); attrs naming the model, its
-        parameters and the run and analysis settings.
+        See :func:`summary_from_statistics`.
     """
+    settings = analysis_settings(
+        {"time_slices": time_slices, "hist_bins": bins, "fit_window": fit_window}
+    )
     ds = as_sweep(ds)
-    summary = xr.merge(
-        # each part is computed on its own: one streaming pass over the cells per part keeps
-        # memory bounded by the chunk size (one graph for all parts holds chunks that several
-        # reductions share until the slowest of them is done)
-        [
-            part.compute()
-            for part in (
-                coherence_curve(ds),
-                sigma_z_moments(ds),
-                sigma_z_histogram(ds, time_slices, bins).rename("sigma_z_hist").to_dataset(),
-                fit_decoherence_rate(ds, fit_window),
-                theory_rate(ds).rename("gamma_theory").to_dataset(),
-                flagged_count(ds).rename("n_flagged").to_dataset(),
-                born_statistics(ds),
-            )
-        ],
-        compat="override",
-        join="exact",
-        combine_attrs="drop",
+    slice_indices(ds["time"].values, settings["time_slices"])  # bad slices: before any work
+    return summary_from_statistics(sweep_statistics(ds, settings), settings)
+
+
+def _grid(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """σ values, seeds (ascending) and the order of the cells on the (σ, seed) grid."""
+    sigma, seed = stats["sigma"].values, stats["seed"].values
+    sigmas, seeds = np.unique(sigma), np.unique(seed)
+    order = np.lexsort((seed, sigma))
+    pairs = set(zip(sigma.tolist(), seed.tolist(), strict=True))
+    if len(pairs) != sigma.size:
+        raise ValueError("the cell statistics hold a (sigma, seed) cell twice")
+    missing = [(s, k) for s in sigmas.tolist() for k in seeds.tolist() if (s, k) not in pairs]
+    if missing:
+        listed = ", ".join(f"sigma={s!r} seed={k}" for s, k in missing)
+        raise ValueError(f"the cell statistics do not form a (sigma, seed) grid: missing {listed}")
+    return sigmas, seeds, order
+
+
+def summary_from_statistics(
+    stats: Sequence[xr.Dataset] | xr.Dataset, settings: Mapping[str, Any]
+) -> xr.Dataset:
+    """The summary of a sweep from the statistics of its cells (one builder of every variable).
+
+    Parameters
+    ----------
+    stats
+        :func:`cq_core.analysis.cell_statistics` of every (σ, seed) cell of the sweep (a
+        complete grid), as a list or stacked along ``cell`` (:func:`stack_statistics`).
+    settings
+        The analysis settings the statistics were computed with (``time_slices``,
+        ``hist_bins``, ``fit_window``); ``ValueError`` if they differ.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``coherence``, ``coherence_se``, ``sigma_z_mean``, ``sigma_z_se`` (sigma, time);
+        ``sigma_z_hist`` (sigma, slice, bin; densities on [−1, 1], NaN if no unflagged
+        trajectory); ``gamma_fit``, ``gamma_fit_se``, ``gamma_theory`` (1 / model time),
+        ``n_flagged``, ``born_fraction``, ``born_fraction_se``, ``born_weight``,
+        ``n_trajectories`` (sigma); attrs naming the model, its parameters and the run and
+        analysis settings. Means and SEs pool the trajectories of all seeds of a σ.
+    """
+    settings = analysis_settings(settings)
+    stats = stack_statistics(stats)
+    if stats.attrs.get("settings_hash") != settings_hash(settings):
+        raise ValueError(
+            f"the cell statistics were computed with the analysis settings "
+            f"{stats.attrs.get('analysis_settings')}, not {settings}: recompute them"
+        )
+    sigmas, seeds, order = _grid(stats)
+    shape = (sigmas.size, seeds.size)
+
+    def grid(name: str) -> np.ndarray:
+        values = stats[name].values[order]
+        return values.reshape(shape + values.shape[1:])
+
+    kept = grid("n_kept")
+    n, sums = kept.sum(axis=1), {}
+    for name in ("coherence", "sigma_z"):
+        _, mean, m2 = pool_moments(kept, grid(f"{name}_mean"), grid(f"{name}_m2"), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n[:, None] > 0, mean, np.nan)
+            variance = np.where(n[:, None] > 1, m2 / (n[:, None] - 1), np.nan)
+            sums[name] = (mean, np.sqrt(np.clip(variance, 0, None) / n[:, None]))
+    times = stats["time"].values
+    (coherence, coherence_se), (sz_mean, sz_se) = sums["coherence"], sums["sigma_z"]
+    initial = coherence[:, :1]
+    initial = np.where(initial > 0, initial, np.nan)
+    gamma, gamma_se = _fit(stats, grid, kept, coherence, times, settings["fit_window"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        positive = grid("born_positive").sum(axis=1)
+        fraction = np.where(n > 0, positive / n, np.nan)
+        fraction_se = np.sqrt(fraction * (1.0 - fraction) / np.where(n > 0, n, np.nan))
+        weights = grid("born_weight")
+        born_weight = np.fmax.reduce(weights, axis=1)  # NaN only where every cell has none
+        ratio = coherence / initial, coherence_se / initial
+    edges = np.linspace(-1.0, 1.0, settings["hist_bins"] + 1)
+    counts, finite = grid("hist_count").sum(axis=1), grid("hist_n").sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        density = counts / (finite[..., None] * np.diff(edges))
+    density = np.where(finite[..., None] > 0, density, np.nan)
+    slice_time = times[slice_indices(times, settings["time_slices"])]
+    per_sigma = ("sigma",)
+    summary = xr.Dataset(
+        {
+            "coherence": (("sigma", "time"), ratio[0]),
+            "coherence_se": (("sigma", "time"), ratio[1]),
+            "sigma_z_mean": (("sigma", "time"), sz_mean),
+            "sigma_z_se": (("sigma", "time"), sz_se),
+            "sigma_z_hist": (("sigma", "slice", "bin"), density),
+            "gamma_fit": (per_sigma, gamma),
+            "gamma_fit_se": (per_sigma, gamma_se),
+            "gamma_theory": theory_rate(
+                xr.Dataset(coords={"sigma": sigmas}, attrs=stats.attrs)
+            ).variable.to_base_variable(),
+            "n_flagged": (per_sigma, grid("n_flagged").sum(axis=1).astype(np.int64)),
+            "born_fraction": (per_sigma, fraction),
+            "born_fraction_se": (per_sigma, fraction_se),
+            "born_weight": (per_sigma, born_weight),
+            "n_trajectories": (per_sigma, grid("n_traj").sum(axis=1).astype(np.int64)),
+        },
+        coords={
+            "time": stats["time"].variable,
+            "sigma": sigmas,
+            "slice": ("slice", np.asarray(settings["time_slices"], dtype=float)),
+            "slice_time": ("slice", slice_time),
+            "bin": ("bin", 0.5 * (edges[:-1] + edges[1:])),
+            "bin_lower": ("bin", edges[:-1]),
+            "bin_upper": ("bin", edges[1:]),
+        },
     )
-    summary["n_trajectories"] = xr.full_like(
-        summary["n_flagged"], ds.sizes["seed"] * ds.sizes["trajectory"]
-    ).assign_attrs(long_name="trajectories per sigma (flagged included)")
-    copied = (
-        "model",
-        "model_params",
-        "sigma_name",
-        "basis_pair",
-        "dt",
-        "t_final",
-        "save_every",
-        "method",
-        "mode",
-        "excess",
-        "backend",
-        "base_seed",
-        "sweep",
-    )
-    summary.attrs = {key: ds.attrs[key] for key in copied if key in ds.attrs}
-    summary.attrs.update(
-        seeds=[int(s) for s in ds["seed"].values],
-        n_traj_per_cell=int(ds.sizes["trajectory"]),
-        time_slices=[float(t) for t in time_slices],
-        hist_bins=int(bins),
-        fit_window=None if fit_window is None else [float(t) for t in fit_window],
-        cells_numerics_version=ds.attrs.get("numerics_version", ""),
-        cq_core_version=__version__,
-        numerics_version=NUMERICS_VERSION,
-        equations="arXiv:2208.11722; cq-sweep SPEC §3",
-    )
+    _describe(summary)
+    summary.attrs = _summary_attrs(stats.attrs, seeds, int(grid("n_traj")[0, 0]), settings)
     return summary
 
 
-def write_summary(summary: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Compute a (lazy) summary and store it as Zarr at ``path`` atomically."""
-    computed = summary.compute()
-    for name, coord in computed.coords.items():
-        if coord.dtype.kind in "UT":
-            computed = computed.assign_coords({name: coord.astype(object)})
-    return atomic_write_zarr(computed, path)
+def _fit(stats, grid, kept, coherence, times, fit_window) -> tuple[np.ndarray, np.ndarray]:
+    """``gamma_fit`` and ``gamma_fit_se`` per σ from the pooled mean coherence ``c̄(t)``.
+
+    ``Γ = Σ_t w_t y_t`` with ``y = −log C``, ``w_t = t / Σ t²`` over the usable times
+    (``t > 0`` in the window, ``C > 0``). Trajectory k's influence is ``u_k = a · c_k`` with
+    ``a_t = w_t / c̄(t)``; ``Σ_k (u_k − ū)² = Σ_cells (|R_c a|² + n_c (a·(m_c − c̄))²)``
+    (``R_c`` the cell's ``coherence_factor``, ``m_c`` its mean), ``SE = sqrt(var(u) / n)``.
+    """
+    n = kept.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curve = coherence / coherence[:, :1]
+        usable = fit_times(times, fit_window)[None, :] & (curve > 0)
+        norm = (times**2 * usable).sum(axis=1)
+        weight = (times * usable) / np.where(norm > 0, norm, np.nan)[:, None]
+        log_curve = -np.log(np.where(usable, curve, np.nan))
+        points = usable.sum(axis=1)
+        gamma = np.where(points > 0, np.nansum(weight * log_curve, axis=1), np.nan)
+        coefficients = np.where(usable, weight / coherence, 0.0)
+    window = fit_times(times, fit_window)
+    a = coefficients[:, window]  # (sigma, fit_time)
+    factors = grid("coherence_factor")  # (sigma, seed, rank, fit_time)
+    within = (np.einsum("skrt,st->skr", factors, a) ** 2).sum(axis=(1, 2))
+    offsets = grid("coherence_mean")[..., window] - coherence[:, None, window]
+    between = kept * np.einsum("skt,st->sk", np.where(kept[..., None] > 0, offsets, 0), a) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.where(n > 1, (within + between.sum(axis=1)) / (n - 1), np.nan)
+        se = np.sqrt(np.clip(variance, 0, None) / n)
+    return gamma, np.where(points > 0, se, np.nan)
 
 
-def open_summary(path: str | os.PathLike) -> xr.Dataset:
-    """Open a stored ``summary.zarr`` (lazily; Snakemake's timestamp file is ignored)."""
-    return open_store(path)
+def _describe(summary: xr.Dataset) -> None:
+    """Long names and units of the summary's variables (in place)."""
+    described = {
+        "coherence": ("mean conditional coherence C(t) = E[2|rho_ab(t)|] / 2|rho_ab(0)|", "1"),
+        "coherence_se": ("standard error of C(t)", "1"),
+        "sigma_z_mean": ("E[<sigma_z>_t] over unflagged trajectories", "1"),
+        "sigma_z_se": ("standard error of E[<sigma_z>_t]", "1"),
+        "sigma_z_hist": ("probability density of conditional <sigma_z> at the time slices", "1"),
+        "gamma_fit": ("fitted decoherence rate: -log C(t) = Gamma t", "1 / model time"),
+        "gamma_fit_se": ("standard error of gamma_fit (delta method)", "1 / model time"),
+        "n_flagged": ("trajectories flagged by the kernel (left domain / non-finite)", "1"),
+        "born_fraction": ("fraction of trajectories with <sigma_z> > 0 at the last time", "1"),
+        "born_fraction_se": ("binomial standard error of born_fraction", "1"),
+        "born_weight": ("Born weight of level a in the initial state", "1"),
+        "n_trajectories": ("trajectories per sigma (flagged included)", "1"),
+    }
+    for name, (long_name, units) in described.items():
+        summary[name].attrs.update(long_name=long_name, units=units)
+    summary["slice"].attrs["long_name"] = "requested time"
+    summary["slice_time"].attrs["long_name"] = "stored time used"
+    summary["bin"].attrs["long_name"] = "bin centre of <sigma_z>"
+
+
+def _summary_attrs(
+    cells: Mapping[str, Any], seeds: np.ndarray, n_traj: int, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    attrs = {key: cells[key] for key in COPIED_ATTRS if key in cells}
+    attrs.update(
+        seeds=[int(s) for s in seeds],
+        n_traj_per_cell=n_traj,
+        time_slices=list(settings["time_slices"]),
+        hist_bins=int(settings["hist_bins"]),
+        fit_window=settings["fit_window"],
+        cells_numerics_version=cells.get("numerics_version", ""),
+        cq_core_version=__version__,
+        numerics_version=NUMERICS_VERSION,
+        equations="arXiv:2208.11722; cq-sweep docs/physics.md",
+    )
+    return attrs
+
+
+# ---------------------------------------------------------------- views of one summary
+
+
+def _summary(ds: xr.Dataset, **settings: Any) -> xr.Dataset:
+    """The summary of ``ds``; σ stays a scalar coordinate when ``ds`` has no σ dimension."""
+    defaults = {"time_slices": [float(ds["time"][0])], "bins": 1}
+    summary = summarise(ds, **{**defaults, **settings})
+    return summary if "sigma" in ds.dims else summary.squeeze("sigma")
+
+
+def coherence_curve(ds: xr.Dataset) -> xr.Dataset:
+    """``coherence`` C(t) and ``coherence_se``, dims (sigma, time) (NaN if C(0) = 0)."""
+    return _summary(ds)[["coherence", "coherence_se"]]
+
+
+def sigma_z_moments(ds: xr.Dataset) -> xr.Dataset:
+    """``sigma_z_mean`` = E[⟨σz⟩_t] and ``sigma_z_se``, dims (sigma, time) (a martingale)."""
+    return _summary(ds)[["sigma_z_mean", "sigma_z_se"]]
+
+
+def sigma_z_histogram(ds: xr.Dataset, time_slices: Sequence[float], bins: int) -> xr.DataArray:
+    """``sigma_z_hist``: density of ⟨σz⟩ over [−1, 1] at each time slice, dims (sigma, slice, bin).
+
+    Each configured time is matched to the nearest stored time (coordinate ``slice_time``).
+    ``bins`` equal bins on [−1, 1] (coordinates ``bin`` = centre, ``bin_lower``,
+    ``bin_upper``); values rounded just outside [−1, 1] go to the end bins. Densities
+    integrate to 1 over the bins (NaN if every trajectory is flagged).
+    """
+    return _summary(ds, time_slices=time_slices, bins=bins)["sigma_z_hist"]
+
+
+def fit_decoherence_rate(ds: xr.Dataset, fit_window: Sequence[float] | None = None) -> xr.Dataset:
+    """``gamma_fit`` and ``gamma_fit_se`` (dim sigma): fit of ``−log C(t) = Γ t``.
+
+    Least squares through the origin over the stored times ``t`` in ``fit_window``
+    ``[t_start, t_end]`` (default: all) where ``C(t) > 0``: ``Γ = Σ t y / Σ t²`` with
+    ``y = −log C``. Standard error by the delta method over trajectories: trajectory k
+    contributes ``u_k = Σ_t w_t c_k(t) / c̄(t)`` with ``w_t = t / Σ t²``, and
+    ``SE = std(u) / sqrt(n)``. NaN when the window holds no time > 0 with C > 0.
+    """
+    return _summary(ds, fit_window=fit_window)[["gamma_fit", "gamma_fit_se"]]
+
+
+def flagged_count(ds: xr.Dataset) -> xr.DataArray:
+    """``n_flagged`` (dim sigma): trajectories with ``status ≠ 0``, excluded from averages."""
+    return _summary(ds)["n_flagged"]
+
+
+def born_statistics(ds: xr.Dataset) -> xr.Dataset:
+    """Born-rule check at the last stored time, dims (sigma).
+
+    ``born_fraction``: fraction of unflagged trajectories with ⟨σz⟩ > 0 (ending nearer level
+    a), with its binomial ``born_fraction_se``; ``born_weight``: the Born weight of level a in
+    the initial state, ``|ψ_a|² / (|ψ_a|² + |ψ_b|²)`` — the fraction tends to it once the
+    trajectories have collapsed.
+    """
+    return _summary(ds)[["born_fraction", "born_fraction_se", "born_weight"]]
