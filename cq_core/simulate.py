@@ -27,6 +27,7 @@ from . import compiled
 from .integrators import QUANTUM_STEPS
 from .models import Model, params_to_json
 from .noise import BrownianIncrements
+from .solver.time_grid import step_times
 from .validity import RunSettings, check_run
 from .version import NUMERICS_VERSION, __version__
 
@@ -288,10 +289,10 @@ def _rk4_step(ops: _Operators, Z, psi, dt):
 def to_dataset(model: Model, settings: RunSettings, result: Trajectories) -> xr.Dataset:
     """Label the raw arrays of :func:`integrate` as the Dataset described in :func:`simulate`."""
     s = settings
-    times = np.linspace(0.0, s.t_final, s.n_steps + 1)[s.saved_steps]
+    times = step_times(s.saved_steps, s.dt)
     trajectory = np.arange(s.first_trajectory, s.first_trajectory + s.n_traj, dtype=np.int64)
     levels = np.array(model.level_labels, dtype=object)
-    status_time = np.where(result.status_step >= 0, result.status_step * s.dt, np.nan)
+    status_time = np.where(result.status_step >= 0, step_times(result.status_step, s.dt), np.nan)
     data_vars = {
         "classical": (
             ("trajectory", "time", "coord"),
