@@ -103,8 +103,8 @@ def test_trajectory_figure_panels_bloch_sphere_labels_and_title(mass_cells):
     assert len(bloch) == 4  # one small sphere per realisation: no path hides another
     for ax in bloch:
         assert {plots.KET_L, plots.KET_R, plots.KET_PLUS} <= {t.get_text() for t in ax.texts}
-    legend = [t.get_text() for t in bloch[0].get_legend().get_texts()]
-    assert "mean field, end" in legend  # the black diamond is named
+    legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert "mean field, end (spheres)" in legend  # the black diamond is named
     flat = [ax for ax in fig.axes if ax.name != "3d"]
     assert len(flat) == 2
     for ax in flat:

@@ -236,17 +236,6 @@ def _bloch_panels(fig: Figure, cell, bloch: xr.DataArray, mean_field, colours, l
                 "D", color="black", markersize=5, markeredgecolor="white", gid="mean-field-end",
             )  # fmt: skip
         ax.set_title(str(labels[i]), fontsize=9, color=colour, pad=-2)
-    handles = [
-        Line2D([], [], color="0.3", lw=1.8, marker="o", markersize=5, label="realisation, end ●"),
-    ]
-    if mean_path is not None:
-        handles += [
-            Line2D([], [], **MEAN_FIELD_STYLE, label="mean field"),
-            Line2D(
-                [], [], color="black", marker="D", ls="none", markersize=5, label="mean field, end"
-            ),
-        ]
-    axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(-0.15, 1.28), fontsize=8)
 
 
 def _trajectory_figure(
@@ -289,7 +278,14 @@ def _trajectory_figure(
         ax_sz.set_xlabel(TIME_LABEL)
         ax_sz.set_ylabel(SIGMA_Z + r"$ = P_L - P_R$")
         ax_sz.set_title(r"$\langle\sigma_z\rangle(t)$: +1 = " + KET_L + ", −1 = " + KET_R)
-        ax_sz.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="realisation (all panels)")
+        handles, names = ax_sz.get_legend_handles_labels()
+        if mean_field is not None:  # the diamond on the Bloch spheres, named
+            handles.append(Line2D([], [], color="black", marker="D", ls="none", markersize=5))
+            names.append("mean field, end (spheres)")
+        ax_sz.legend(
+            handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5),
+            title="realisation (all panels)",
+        )  # fmt: skip
         fig.suptitle(f"{heading}, {sigma_text(cells, float(cells['sigma']))}\n{model_title(cells)}")
     return fig
 
