@@ -25,10 +25,20 @@ from cq_core.analysis.checks import check_statistics
 
 SWEEPS = {
     "histograms": dict(
-        model="mass_superposition", sigmas=(0.015, 0.02), n_traj=2000, t_final=0.3, seeds=(0, 1)
+        model="mass_superposition",
+        sigmas=(0.015, 0.02),
+        n_traj=2000,
+        t_final=0.3,
+        seeds=(0, 1),
+        fit_window=[0.0, 0.15],
     ),
     "linear": dict(
-        model="linear", sigmas=(0.5, 0.7, 1.0, 1.4, 2.0), n_traj=500, t_final=0.2, seeds=(0, 1)
+        model="linear",
+        sigmas=(0.5, 0.7, 1.0, 1.4, 2.0),
+        n_traj=500,
+        t_final=0.2,
+        seeds=(0, 1),
+        fit_window=None,
     ),
 }
 
@@ -56,7 +66,7 @@ def reduced_run(base_seed: int, scale: float = 1.0) -> xr.Dataset:
             ]
             per_seed.append(xr.concat(cells, dim="sigma", combine_attrs="override"))
         ds = xr.concat(per_seed, dim="seed", combine_attrs="override")
-        summary = summarise(ds, time_slices=[0.0], bins=4, fit_window=None).compute()
+        summary = summarise(ds, time_slices=[0.0], bins=4, fit_window=sweep["fit_window"]).compute()
         summaries.append(summary.expand_dims(sweep=[name]).reset_coords(drop=True))
     return summaries
 
@@ -87,6 +97,14 @@ def main(argv=None) -> dict:
         outcomes["born_0.05_off"].append(
             decisions(summaries, born_shift=0.05 if base_seed % 2 else -0.05)
         )
+        for s in summaries:
+            z = check_statistics(s.isel(sweep=0))["z"]
+            print(
+                base_seed,
+                str(s.sweep.values[0]),
+                {c: np.round(z.sel(check=c).values, 2).tolist() for c in z.check.values},
+                flush=True,
+            )
         z_max.append(
             max(float(np.nanmax(np.abs(check_statistics(s.isel(sweep=0))["z"]))) for s in summaries)
         )

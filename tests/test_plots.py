@@ -236,6 +236,7 @@ def test_decoherence_figure_axes_and_theory(linear_summary):
     assert bars and markers
     assert all(c.get_zorder() > m.get_zorder() for c in bars for m in markers)
     assert "multiples" in ax_g.get_xlabel() or "model units" in ax_g.get_xlabel()
+    assert "z from" in ax_g.get_title() and "Holm" in ax_g.get_title()  # the Γ check shown
 
 
 # ------------------------------------------------------------------------ trade-off

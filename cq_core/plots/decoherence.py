@@ -9,6 +9,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from ..analysis.checks import SWEEP_ALPHA, check_statistics
 from .style import (
     FIGURE_STYLE,
     RATE_LABEL,
@@ -159,7 +160,16 @@ def plot_decoherence(summary: xr.Dataset) -> Figure:
         _label_log_ticks(ax_g.xaxis, sigmas / mass)
         ax_g.set_xlabel(sigma_label(summary))
         ax_g.set_ylabel(RATE_LABEL)
-        ax_g.set_title(r"$\Gamma(" + symbol + r")$, expected slope $-2$")
+        title = r"$\Gamma(" + symbol + r")$, expected slope $-2$"
+        if has_theory and "gamma_fit_se" in summary:
+            checks = check_statistics(summary, alpha=SWEEP_ALPHA)
+            z = checks["z"].sel(check="gamma").values
+            verdict = "pass" if checks.attrs["passed"] else "FAIL"
+            title += (
+                f"\nfit vs theory: z from {np.nanmin(z):+.1f} to {np.nanmax(z):+.1f}"
+                f"\nsweep's checks (Holm, {100 * SWEEP_ALPHA:g} %): {verdict}"
+            )
+        ax_g.set_title(title, fontsize=9.5)
         ax_g.legend(loc="upper right")
         fig.suptitle("Decoherence rate against noise strength\n" + model_title(summary))
     return fig
