@@ -1,4 +1,4 @@
-"""Tables of a sweep (SPEC §3): the Born-rule and martingale check as a pandas DataFrame.
+"""Tables of a sweep (docs/physics.md, "Checks of a run"): the Born-rule and martingale check as a pandas DataFrame.
 
 :func:`born_table` takes a sweep summary (``summary.zarr``, :func:`cq_core.analysis.summarise`)
 or the trajectories themselves (a cell from :func:`cq_core.simulate`, a sweep from
@@ -7,7 +7,7 @@ or the trajectories themselves (a cell from :func:`cq_core.simulate`, a sweep fr
 to the caller; :func:`born_table_html` renders a table as a small standalone HTML page
 (the pipeline's report shows it inline).
 
-SPEC §3, "Born rule and martingale": when σz commutes with H_I, ``E[⟨σz⟩_t] = ⟨σz⟩_0`` for
+docs/physics.md, "Checks of a run": when σz commutes with H_I, ``E[⟨σz⟩_t] = ⟨σz⟩_0`` for
 all t, and the fraction of trajectories ending near |L⟩ tends to ``|⟨L|ψ0⟩|²``.
 """
 
@@ -75,7 +75,7 @@ def _born_summary(ds: xr.Dataset) -> xr.Dataset:
 def born_table(
     data: xr.Dataset, *, confidence: float = 0.95, ci_method: str = "exact"
 ) -> pd.DataFrame:
-    """Born-rule and martingale check per σ (SPEC §3), one row per σ.
+    """Born-rule and martingale check per σ, one row per σ.
 
     Parameters
     ----------
@@ -159,7 +159,7 @@ def born_table(
         "confidence": confidence,
         "ci_method": ci_method,
         "alpha": SWEEP_ALPHA,
-        "equation": "SPEC §3: E[<sigma_z>_t] = <sigma_z>_0; P(end near |L>) -> |<L|psi0>|^2",
+        "equation": "docs/physics.md: E[<sigma_z>_t] = <sigma_z>_0; P(end near |L>) -> |<L|psi0>|^2",
     }
     return table
 
