@@ -1,4 +1,4 @@
-"""Tables of a sweep (docs/physics.md, "Checks of a run"): the Born-rule and martingale check as a pandas DataFrame.
+"""Tables of a sweep: the Born-rule and martingale check as a pandas DataFrame.
 
 :func:`born_table` takes a sweep summary (``summary.zarr``, :func:`cq_core.analysis.summarise`)
 or the trajectories themselves (a cell from :func:`cq_core.simulate`, a sweep from
@@ -159,7 +159,7 @@ def born_table(
         "confidence": confidence,
         "ci_method": ci_method,
         "alpha": SWEEP_ALPHA,
-        "equation": "docs/physics.md: E[<sigma_z>_t] = <sigma_z>_0; P(end near |L>) -> |<L|psi0>|^2",
+        "equation": "E[<sigma_z>_t] = <sigma_z>_0; P(end near |L>) -> |<L|psi0>|^2",
     }
     return table
 
