@@ -40,6 +40,7 @@ def _summary(rng, *, n=4000, shift_gamma=1.0, born=0.5, sigmas=(0.5, 1.0, 2.0)):
             "gamma_theory": ("sigma", theory),
         },
         coords={"sigma": list(sigmas), "time": time},
+        attrs={"model": "linear"},
     )
 
 
@@ -75,3 +76,10 @@ def test_false_alarm_rate_is_at_most_alpha_even_for_correlated_checks():
     fails = sum(holm_reject(row, alpha)[0].any() for row in p)
     assert fails / runs <= alpha + 4 * np.sqrt(alpha * (1 - alpha) / runs)
     assert fails / runs > alpha / 15  # not vacuous: it does reject sometimes
+
+
+def test_gamma_is_tested_only_where_its_theory_is_exact():
+    s = _summary(np.random.default_rng(0))
+    s.attrs["model"] = "mass_superposition"
+    out = check_statistics(s, gamma_factor=1.5)
+    assert list(out.check.values) == ["martingale", "born"] and out.attrs["passed"]
