@@ -35,7 +35,7 @@ SWEEPS = {
     "linear": dict(
         model="linear",
         sigmas=(0.5, 0.7, 1.0, 1.4, 2.0),
-        n_traj=500,
+        n_traj=2000,
         t_final=0.2,
         seeds=(0, 1),
         fit_window=None,
