@@ -1,4 +1,4 @@
-"""Tables of a sweep (SPEC §3): the Born-rule and martingale check as a pandas DataFrame.
+"""Tables of a sweep: the Born-rule and martingale check as a pandas DataFrame.
 
 :func:`born_table` takes a sweep summary (``summary.zarr``, :func:`cq_core.analysis.summarise`)
 or the trajectories themselves (a cell from :func:`cq_core.simulate`, a sweep from
@@ -7,7 +7,7 @@ or the trajectories themselves (a cell from :func:`cq_core.simulate`, a sweep fr
 to the caller; :func:`born_table_html` renders a table as a small standalone HTML page
 (the pipeline's report shows it inline).
 
-SPEC §3, "Born rule and martingale": when σz commutes with H_I, ``E[⟨σz⟩_t] = ⟨σz⟩_0`` for
+docs/physics.md, "Checks of a run": when σz commutes with H_I, ``E[⟨σz⟩_t] = ⟨σz⟩_0`` for
 all t, and the fraction of trajectories ending near |L⟩ tends to ``|⟨L|ψ0⟩|²``.
 """
 
@@ -21,6 +21,7 @@ import xarray as xr
 from scipy.stats import binomtest
 
 from . import analysis
+from .analysis.checks import SWEEP_ALPHA, check_statistics
 
 __all__ = ["BORN_COLUMNS", "born_table", "born_table_html"]
 
@@ -42,6 +43,10 @@ BORN_COLUMNS = (
     "fraction_L_ci_high",
     "born_weight",
     "born_in_ci",
+    "martingale_p_holm",
+    "born_z",
+    "born_p_holm",
+    "checks_passed",
 )
 """Columns of :func:`born_table`, in order (the CSV header)."""
 
@@ -70,7 +75,7 @@ def _born_summary(ds: xr.Dataset) -> xr.Dataset:
 def born_table(
     data: xr.Dataset, *, confidence: float = 0.95, ci_method: str = "exact"
 ) -> pd.DataFrame:
-    """Born-rule and martingale check per σ (SPEC §3), one row per σ.
+    """Born-rule and martingale check per σ, one row per σ.
 
     Parameters
     ----------
@@ -89,19 +94,25 @@ def born_table(
     pandas.DataFrame
         Columns :data:`BORN_COLUMNS`: ``sigma_z_0`` = E[⟨σz⟩_0]; ``sigma_z_T`` ±
         ``sigma_z_T_se`` = E[⟨σz⟩_T] at the last stored time T = ``t_final``;
-        ``martingale_z`` = (E[⟨σz⟩_T] − E[⟨σz⟩_0]) / SE (|z| ≲ 2 when the martingale holds);
+        ``martingale_z`` = (E[⟨σz⟩_T] − E[⟨σz⟩_0]) / SE;
         ``coherence_T`` = C(T) (how far the trajectories have collapsed);
         ``fraction_L`` = fraction of the ``n_used`` unflagged trajectories with ⟨σz⟩_T > 0
         (ending nearer |L⟩) with its binomial confidence interval; ``born_weight`` =
-        |⟨L|ψ0⟩|² (of the basis pair); ``born_in_ci`` = whether the interval contains it.
+        |⟨L|ψ0⟩|² (of the basis pair); ``born_in_ci`` = whether the interval contains it;
+        ``born_z`` = (fraction − weight) / binomial SE; ``*_p_holm`` = Holm-adjusted p-values
+        over every check of the summary (:mod:`cq_core.analysis.checks`: the σ rows share
+        their noise, so single rows are not read alone); ``checks_passed`` = neither check
+        of the row rejected at the family-wise level ``SWEEP_ALPHA`` (in ``attrs["alpha"]``).
     """
     summary = _born_summary(data) if "status" in data else data
     summary = summary.load()
     last = summary.isel(time=-1)
     first = summary.isel(time=0)
     n_used = (summary["n_trajectories"] - summary["n_flagged"]).astype(int)
+    checks = check_statistics(summary, alpha=SWEEP_ALPHA)
     rows = []
     for sigma in summary["sigma"].values:
+        check = checks.sel(sigma=sigma)
         n = int(n_used.sel(sigma=sigma))
         fraction = float(summary["born_fraction"].sel(sigma=sigma))
         successes = int(round(fraction * n)) if n > 0 else 0
@@ -135,56 +146,98 @@ def born_table(
                 "fraction_L_ci_high": high,
                 "born_weight": weight,
                 "born_in_ci": bool(low <= weight <= high),
+                "martingale_p_holm": float(check["p_holm"].sel(check="martingale")),
+                "born_z": float(check["z"].sel(check="born")),
+                "born_p_holm": float(check["p_holm"].sel(check="born")),
+                "checks_passed": not bool(
+                    check["rejected"].sel(check=["martingale", "born"]).any()
+                ),
             }
         )
     table = pd.DataFrame(rows, columns=list(BORN_COLUMNS))
     table.attrs = {
         "confidence": confidence,
         "ci_method": ci_method,
-        "equation": "SPEC §3: E[<sigma_z>_t] = <sigma_z>_0; P(end near |L>) -> |<L|psi0>|^2",
+        "alpha": SWEEP_ALPHA,
+        "equation": "E[<sigma_z>_t] = <sigma_z>_0; P(end near |L>) -> |<L|psi0>|^2",
     }
     return table
+
+
+def round_to_se(value: float, se: float) -> str:
+    """``value ± se`` with se to 2 significant digits and value to the same decimal place."""
+    if not (np.isfinite(value) and np.isfinite(se)) or se <= 0:
+        return f"{value:.4g}" if np.isfinite(value) else "–"
+    decimals = max(0, 1 - int(np.floor(np.log10(se))))
+    return f"{value:.{decimals}f} ± {se:.{decimals}f}"
+
+
+def _html_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
+    """The compact columns of the HTML table: numbers rounded to their standard error."""
+    header = [
+        "σ", "n used", "flagged", "⟨σz⟩₀", "E⟨σz⟩_T", "z", "p (Holm)", "C(T)",
+        "fraction near |L⟩", "Born weight", "z", "p (Holm)", "checks",
+    ]  # fmt: skip
+    rows, failed = [], []
+    for _, row in table.iterrows():
+        n = max(int(row["n_used"]), 1)
+        p = float(row["fraction_L"])
+        fraction_se = float(np.sqrt(p * (1 - p) / n)) if np.isfinite(p) else np.nan
+        passed = bool(row["checks_passed"]) and int(row["n_flagged"]) == 0
+        rows.append(
+            [
+                f"{row['sigma']:g}",
+                str(int(row["n_used"])),
+                str(int(row["n_flagged"])),
+                f"{row['sigma_z_0']:.3g}",
+                round_to_se(float(row["sigma_z_T"]), float(row["sigma_z_T_se"])),
+                f"{row['martingale_z']:+.2f}",
+                f"{row['martingale_p_holm']:.2g}",
+                f"{row['coherence_T']:.2g}",
+                round_to_se(p, fraction_se),
+                f"{row['born_weight']:.3g}",
+                f"{row['born_z']:+.2f}",
+                f"{row['born_p_holm']:.2g}",
+                "pass" if passed else "FAIL",
+            ]
+        )
+        failed.append(not passed)
+    return header, rows, failed
 
 
 def born_table_html(table: pd.DataFrame) -> str:
     """A :func:`born_table` as a standalone HTML page (UTF-8, inline CSS, no scripts).
 
-    Numbers are shown to 4 significant digits; rows whose binomial interval misses the Born
-    weight, or that discarded trajectories, are highlighted. The CSV keeps full precision.
+    Compact columns, each value rounded to its standard error, z-scores and Holm-adjusted
+    p-values shown; rows failing a check (or with discarded trajectories) are highlighted.
+    The CSV keeps every column at full precision.
     """
     sweep = str(table["sweep"].iloc[0]) if len(table) else ""
     model = str(table["model"].iloc[0]) if len(table) else ""
-    header = "".join(f"<th>{html.escape(str(column))}</th>" for column in table.columns)
-    rows = []
-    for _, row in table.iterrows():
-        suspicious = not bool(row["born_in_ci"]) or int(row["n_flagged"]) > 0
-        cells = []
-        for value in row:
-            if isinstance(value, (float, np.floating)):
-                text = f"{float(value):.4g}"
-            else:
-                text = str(value)
-            cells.append(f"<td>{html.escape(text)}</td>")
-        style = ' class="check"' if suspicious else ""
-        rows.append(f"<tr{style}>{''.join(cells)}</tr>")
-    confidence = table.attrs.get("confidence", 0.95)
-    method = table.attrs.get("ci_method", "exact")
+    names, rows, failed = _html_rows(table)
+    header = "".join(f"<th>{html.escape(name)}</th>" for name in names)
+    body = []
+    for cells, bad in zip(rows, failed, strict=True):
+        style = ' class="check"' if bad else ""
+        body.append(f"<tr{style}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    alpha = table.attrs.get("alpha", SWEEP_ALPHA)
     title = f"Born rule and martingale check: sweep {sweep} ({model})"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: sans-serif; font-size: 13px; margin: 1em; }}
+body {{ font-family: sans-serif; font-size: 13px; margin: 1em; max-width: 60em; }}
 table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }}
 th {{ background: #f0f0f0; }}
 tr.check td {{ background: #fff0e0; }}
 </style></head><body>
 <h3>{html.escape(title)}</h3>
-<p>E[⟨σz⟩<sub>T</sub>] ± SE against ⟨σz⟩<sub>0</sub> (martingale_z = difference / SE);
-the fraction ending near |L⟩ with its {100 * confidence:g} % binomial interval
-({html.escape(method)}) against the Born weight |⟨L|ψ0⟩|². Highlighted rows: the interval
-misses the weight, or trajectories were discarded.</p>
+<p>Martingale: E⟨σz⟩<sub>T</sub> ± SE against ⟨σz⟩<sub>0</sub>. Born rule: the fraction of
+trajectories ending near |L⟩ ± its binomial SE against |⟨L|ψ0⟩|². z = difference / SE; the
+σ rows share their Brownian increments, so the checks are decided together: p-values are
+Holm-adjusted over every check of the sweep, and a row fails when one is ≤ {alpha:g}
+(a correct engine fails the default run's checks with probability ≤ 1 %).</p>
 <table><thead><tr>{header}</tr></thead><tbody>
-{chr(10).join(rows)}
+{chr(10).join(body)}
 </tbody></table></body></html>
 """

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from .cells import TEMPORARY_SUFFIX, CellSpec
+from .solver.time_grid import step_times
 from .version import NUMERICS_VERSION
 
 __all__ = [
@@ -177,7 +178,7 @@ def _expected_layout(spec: CellSpec) -> tuple[Layout, dict[str, Any], str]:
     levels = list(model.level_labels)
     values: dict[str, Any] = {
         "trajectory": np.arange(n_traj, dtype=np.int64),
-        "time": np.linspace(0.0, settings.t_final, settings.n_steps + 1)[settings.saved_steps],
+        "time": step_times(settings.saved_steps, settings.dt),
         "coord": list(model.coord_labels),
         "sigma": np.float64(settings.sigma),
         "seed": np.int64(settings.seed),

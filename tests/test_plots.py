@@ -8,6 +8,7 @@ artists (colours, gids, labels, data), drawn with the Agg backend.
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.patches
 
 matplotlib.use("Agg")
 
@@ -91,7 +92,7 @@ def test_trajectory_figure_has_one_colour_per_realisation_shared_by_all_panels(m
         colours.append(to_rgba(entries[0][1].get_color()))
     assert len(set(colours)) == 4
     mean_field_lines = lines["mean-field"]
-    assert len(mean_field_lines) == 3
+    assert len(mean_field_lines) == 2 + 4  # x–y plane, ⟨σz⟩(t) and each realisation's sphere
     assert all(line.get_linestyle() == "--" for _, line in mean_field_lines)
 
 
@@ -99,9 +100,11 @@ def test_trajectory_figure_panels_bloch_sphere_labels_and_title(mass_cells):
     cells, mean_field = mass_cells
     fig = plots.plot_trajectories(cells, mean_field)
     bloch = [ax for ax in fig.axes if ax.name == "3d"]
-    assert len(bloch) == 1
-    texts = {t.get_text() for t in bloch[0].texts}
-    assert {plots.KET_L, plots.KET_R, plots.KET_PLUS} <= texts
+    assert len(bloch) == 4  # one small sphere per realisation: no path hides another
+    for ax in bloch:
+        assert {plots.KET_L, plots.KET_R, plots.KET_PLUS} <= {t.get_text() for t in ax.texts}
+    legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert "mean field, end (spheres)" in legend  # the black diamond is named
     flat = [ax for ax in fig.axes if ax.name != "3d"]
     assert len(flat) == 2
     for ax in flat:
@@ -112,7 +115,8 @@ def test_trajectory_figure_panels_bloch_sphere_labels_and_title(mass_cells):
     assert "source" in " ".join(t.get_text() for t in classical.get_legend().get_texts())
     assert sigma_z.get_xlabel().startswith("time")
     title = fig.get_suptitle()
-    assert "mass_superposition" in title and "2.5m" in title
+    assert "source mass in superposition" in title and r"2.5\,m" in title
+    assert "G=" not in title and "eps" not in title  # no raw parameter dump
 
 
 def test_trajectory_figure_accepts_an_open_sweep_style_dataset(mass_cells):
@@ -135,10 +139,11 @@ def test_mean_field_comparison_uses_phase_space():
     classical = fig.axes[0]
     assert (classical.get_xlabel(), classical.get_ylabel()) == ("$q$", "$p$")
     lines = _lines_by_gid(fig)
-    assert set(lines) == {"realisation-0", "realisation-1", "mean-field"}
+    assert set(lines) == {"realisation-0", "realisation-1", "mean-field", "mean-field-end"}
     _, line = next((ax, ln) for ax, ln in lines["mean-field"] if ax is classical)
     np.testing.assert_allclose(line.get_ydata(), 10.0)  # no force on average: p stays p0
-    assert "linear" in fig.get_suptitle() and "p0=10" in fig.get_suptitle()
+    assert "linear" in fig.get_suptitle() and "p0 = 10" in fig.get_suptitle()
+    assert "m = " not in fig.get_suptitle()  # only the parameters that differ from defaults
 
 
 def test_bloch_vector_of_known_states():
@@ -158,29 +163,51 @@ def test_bloch_vector_of_known_states():
 # ----------------------------------------------------------------------- histograms
 
 
-def test_histogram_figure_one_panel_per_sigma_with_counts(linear_summary):
+def test_histogram_figure_one_panel_per_sigma_and_slice_with_counts(linear_summary):
     fig = plots.plot_sigma_z_histograms(linear_summary)
-    assert len(fig.axes) == len(LINEAR_SIGMAS)
     n_slices = linear_summary.sizes["slice"]
-    for ax, sigma in zip(fig.axes, LINEAR_SIGMAS, strict=True):
-        title = ax.get_title()
-        assert f"{sigma:g}" in title and "n = 200" in title and "discarded = 0" in title
-        outlines = [p for p in ax.patches if p.get_label() and not p.get_label().startswith("_")]
-        assert len(outlines) == n_slices
-        assert ax.get_xlabel() and ax.get_xlim() == pytest.approx((-1.02, 1.02))
-    assert fig.axes[0].get_ylabel() == "probability density"
-    assert len(fig.legends) == 1
+    assert len(fig.axes) == len(LINEAR_SIGMAS) * n_slices  # rows σ, columns time slices
+    rows = np.array(fig.axes).reshape(len(LINEAR_SIGMAS), n_slices)
+    for row, sigma in zip(rows, LINEAR_SIGMAS, strict=True):
+        label = row[0].get_ylabel()
+        assert f"{sigma:g}" in label and "n = 200" in label and "discarded = 0" in label
+        times = linear_summary.slice_time.values
+        for ax, t in zip(row, times, strict=True):
+            assert ax.get_title().startswith(f"$t = {t:g}$") and "$C = " in ax.get_title()
+            assert ax.get_xlim() == pytest.approx((-1.02, 1.02))
     assert "linear" in fig.get_suptitle()
+
+
+def test_histogram_slices_are_picked_by_coherence(linear_summary):
+    """More stored slices than panels: the ones nearest C = 0.9, 0.5, 0.2, 0.05 are drawn."""
+    times = linear_summary.time.values
+    slices = times[:: max(1, len(times) // 12)]
+    summary = linear_summary.drop_dims(["slice", "bin"])
+    hist = xr.DataArray(
+        np.ones((summary.sizes["sigma"], len(slices), 4)),
+        dims=("sigma", "slice", "bin"),
+        coords={"slice_time": ("slice", slices), "bin_lower": ("bin", [-1, -0.5, 0, 0.5]),
+                "bin_upper": ("bin", [-0.5, 0, 0.5, 1])},
+    )  # fmt: skip
+    summary["sigma_z_hist"] = hist
+    from cq_core.plots.histograms import pick_slices
+
+    coherence = summary.coherence.sel(sigma=0.5).sel(time=slices).values  # Γ = 8: 1 → 0.2
+    chosen = pick_slices(summary, 0.5, 2)
+    for target, index in zip((0.9, 0.5), chosen, strict=True):
+        best = np.min(np.abs(np.log(coherence) - np.log(target)))
+        assert abs(np.log(coherence[index]) - np.log(target)) == pytest.approx(best)
+    fig = plots.plot_sigma_z_histograms(summary)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 4 * summary.sizes["sigma"]
 
 
 def test_histogram_figure_from_trajectories(mass_cells):
     """Trajectories instead of a summary: histogrammed here, flagged ones counted."""
     cells, _ = mass_cells
     fig = plots.plot_sigma_z_histograms(cells, time_slices=[0.0, 0.05], bins=10)
-    (ax,) = fig.axes
-    assert "n = 4, discarded = 0" in ax.get_title() and "2.5m" in ax.get_title()
-    outlines = [p for p in ax.patches if p.get_label() and not p.get_label().startswith("_")]
-    assert [p.get_label() for p in outlines] == ["$t = 0$", "$t = 0.05$"]
+    ax0, ax1 = fig.axes
+    assert "n = 4, discarded = 0" in ax0.get_ylabel() and r"2.5\,m" in ax0.get_ylabel()
+    assert [ax0.get_title(), ax1.get_title()] == ["$t = 0$", "$t = 0.05$"]
 
 
 # ---------------------------------------------------------------------- decoherence
@@ -201,7 +228,15 @@ def test_decoherence_figure_axes_and_theory(linear_summary):
         2.0 / np.square(LINEAR_SIGMAS),
         rtol=1e-3,
     )
-    assert "slope" in " ".join(t.get_text() for t in ax_g.get_legend().get_texts())
+    legend = " ".join(t.get_text() for t in ax_g.get_legend().get_texts())
+    assert "slope" in legend and "(1+v)" not in legend  # a pure-state run: no excess factor
+    # error bars drawn above the markers, so that small ones stay visible
+    bars = [c for c in ax_g.collections if c.get_zorder() > 3]
+    markers = [line for line in ax_g.lines if line.get_marker() == "o"]
+    assert bars and markers
+    assert all(c.get_zorder() > m.get_zorder() for c in bars for m in markers)
+    assert "multiples" in ax_g.get_xlabel() or "model units" in ax_g.get_xlabel()
+    assert "z from" in ax_g.get_title() and "Holm" in ax_g.get_title()  # the Γ check shown
 
 
 # ------------------------------------------------------------------------ trade-off
@@ -217,7 +252,7 @@ def test_force_gap_of_the_built_in_models(linear_summary):
 
 def test_tradeoff_bound_line_and_points(linear_summary, linear_density_summary):
     fig = plots.plot_tradeoff([linear_summary, linear_density_summary])
-    (ax,) = fig.axes
+    ax, ax_universal = fig.axes
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
     assert "D_2" in ax.get_xlabel() and "Gamma" in ax.get_ylabel()
     bound = _lines_by_gid(fig)["bound-linear"]
@@ -232,6 +267,22 @@ def test_tradeoff_bound_line_and_points(linear_summary, linear_density_summary):
     np.testing.assert_allclose(above, 2.0, rtol=0.15)
     assert len(fig.legends) == 1
     assert "trade-off" in fig.get_suptitle()
+    # the universal form: one horizontal bound 1/16; pure runs on it, v = 1 runs at 2/16
+    universal = _lines_by_gid(fig)["bound-universal"][0][1]
+    np.testing.assert_allclose(universal.get_ydata(), 1 / 16)
+    points = [ln for ln in ax_universal.get_lines() if ln.get_marker() in ("o", "s", "D", "^")]
+    pure_y = np.concatenate(
+        [ln.get_ydata() for ln in points if to_rgba(ln.get_markerfacecolor()) != to_rgba("white")]
+    )
+    np.testing.assert_allclose(pure_y, 1 / 16, rtol=0.15)
+    # the shading and its legend swatch have one colour
+    swatch = next(
+        h
+        for h in fig.legends[0].legend_handles
+        if "forbidden" in h.get_label() or isinstance(h, matplotlib.patches.Patch)
+    )
+    shade = ax.collections[0]
+    assert to_rgba(swatch.get_facecolor()) == pytest.approx(to_rgba(shade.get_facecolor()[0]))
 
 
 # ----------------------------------------------------------------------- Born table

@@ -12,6 +12,7 @@ from ..models import Model, params_to_json
 from ..version import NUMERICS_VERSION, __version__
 from .integrate import STATUS_CODES, Trajectories, integrate
 from .settings import RunSettings, check_run
+from .time_grid import step_times
 
 __all__ = ["simulate", "to_dataset"]
 
@@ -19,12 +20,10 @@ __all__ = ["simulate", "to_dataset"]
 def to_dataset(model: Model, settings: RunSettings, result: Trajectories) -> xr.Dataset:
     """Label the raw arrays of :func:`integrate` as the Dataset described in :func:`simulate`."""
     s = settings
-    # numpy.linspace(0, t_final, n_steps + 1)[saved_steps], bit for bit, without its O(n_steps)
-    times = s.saved_steps * (s.t_final / s.n_steps)
-    times[-1] = s.t_final  # the last saved step is always n_steps
+    times = step_times(s.saved_steps, s.dt)  # on dt's decimal grid: sel(time=0.1) selects
     trajectory = np.arange(s.first_trajectory, s.first_trajectory + s.n_traj, dtype=np.int64)
     levels = np.array(model.level_labels, dtype=object)
-    status_time = np.where(result.status_step >= 0, result.status_step * s.dt, np.nan)
+    status_time = np.where(result.status_step >= 0, step_times(result.status_step, s.dt), np.nan)
     data_vars = {
         "classical": (
             ("trajectory", "time", "coord"),

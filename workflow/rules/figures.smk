@@ -94,13 +94,13 @@ rule figure_decoherence:
         summary=rules.summarise_sweep.output.summary,
     output:
         png=report(
-            f"{RESULTS}/{{sweep}}/figures/decoherence.png",
+            f"{RESULTS}/{{sweep}}/figures/{{sweep}}_decoherence.png",
             caption="../report/decoherence.rst",
             category="Decoherence",
             subcategory="C(t) and Γ(σ) per sweep",
             labels={"sweep": "{sweep}", "figure": "C(t) per σ, fitted Γ(σ)"},
         ),
-        pdf=f"{RESULTS}/{{sweep}}/figures/decoherence.pdf",
+        pdf=f"{RESULTS}/{{sweep}}/figures/{{sweep}}_decoherence.pdf",
     log:
         f"{RESULTS}/{{sweep}}/logs/figures/decoherence.log",
     params:

@@ -1,0 +1,51 @@
+"""Figures of a sweep: the seed report's pictures and the sweep's curves (matplotlib).
+
+Every function takes xarray Datasets — a sweep summary (``summary.zarr``, see
+:func:`cq_core.analysis.summarise`), a cell from :func:`cq_core.simulate`, or a sweep from
+:func:`cq_core.open_sweep` — and returns a :class:`matplotlib.figure.Figure`; figures draw
+what the summaries hold and never recompute them. Nothing here touches files except
+:func:`save_figure`. Figures use the object API (no pyplot state), so any backend works.
+
+* :func:`plot_trajectories` — seed Fig. 1 (:mod:`.trajectories`).
+* :func:`plot_mean_field_comparison` — realisations beside the mean-field path.
+* :func:`plot_sigma_z_histograms` — seed Fig. 2 (:mod:`.histograms`).
+* :func:`plot_decoherence` — C(t) and Γ(σ) (:mod:`.decoherence`).
+* :func:`plot_tradeoff` — the trade-off, measured and universal (:mod:`.tradeoff`).
+"""
+
+from .decoherence import plot_decoherence
+from .histograms import plot_sigma_z_histograms
+from .style import (
+    FIGURE_STYLE,
+    KET_L,
+    KET_PLUS,
+    KET_R,
+    PNG_DPI,
+    SIGMA_Z,
+    model_description,
+    model_title,
+    save_figure,
+    sigma_text,
+)
+from .tradeoff import force_gap_squared, plot_tradeoff
+from .trajectories import bloch_vector, plot_mean_field_comparison, plot_trajectories
+
+__all__ = [
+    "FIGURE_STYLE",
+    "KET_L",
+    "KET_PLUS",
+    "KET_R",
+    "PNG_DPI",
+    "SIGMA_Z",
+    "bloch_vector",
+    "force_gap_squared",
+    "model_description",
+    "model_title",
+    "plot_decoherence",
+    "plot_mean_field_comparison",
+    "plot_sigma_z_histograms",
+    "plot_tradeoff",
+    "plot_trajectories",
+    "save_figure",
+    "sigma_text",
+]
