@@ -92,6 +92,57 @@ def _run_cell(args: argparse.Namespace) -> None:
     )
 
 
+def _store(path: Path) -> Path:
+    """A store's folder: the workflow names a store by its ``zarr.json`` (no directory output)."""
+    path = Path(path)
+    return path.parent if path.name == "zarr.json" else path
+
+
+def _cell_paths(paths: Sequence[Path]) -> list[Path]:
+    """Cell stores, with each batch manifest (``.json``) replaced by the stores it lists."""
+    from .pipeline.batch import manifest_cells
+
+    cells: list[Path] = []
+    for path in paths:
+        cells += manifest_cells([path]) if Path(path).suffix == ".json" else [_store(path)]
+    return cells
+
+
+def _run_batch(args: argparse.Namespace) -> None:
+    from .cells import CellSpec
+    from .pipeline.batch import run_batch
+    from .pipeline.layout import cell_store, sigma_label
+    from .version import NUMERICS_VERSION
+
+    _quiet_distributed()
+    if args.numerics_version is not None and args.numerics_version != NUMERICS_VERSION:
+        raise ValueError(
+            f"--numerics-version {args.numerics_version!r} does not match the installed "
+            f"cq_core ({NUMERICS_VERSION!r}): the workflow and the package disagree"
+        )
+    specs = [CellSpec.from_dict(cell) for cell in json.loads(args.cells)]
+    sweep_dir = Path(args.sweep_dir)
+    cells = [
+        (cell_store(sweep_dir.parent, sweep_dir.name, sigma_label(s.sigma), s.seed), s)
+        for s in specs
+    ]
+    start = time.perf_counter()
+    run_batch(
+        cells,
+        args.manifest,
+        block_size=args.block_size,
+        threads=args.threads,
+        processes={"auto": None, "true": True, "false": False}[args.processes],
+        scheduler_address=args.scheduler_address or None,
+        connect_timeout=args.connect_timeout,
+        worker_timeout=args.worker_timeout,
+        dask_min_trajectory_steps=args.dask_min_trajectory_steps,
+        after_store=None,  # TODO(stats): statistics_store.write_cell_statistics(store, ...)
+        log=logging.getLogger("cq_core.batch"),
+    )
+    LOGGER.info("batch %s done in %.2f s", args.manifest, time.perf_counter() - start)
+
+
 def _summarise(args: argparse.Namespace) -> None:
     import dask
 
@@ -101,7 +152,8 @@ def _summarise(args: argparse.Namespace) -> None:
 
     analysis = json.loads(args.analysis)
     start = time.perf_counter()
-    sweep = open_sweep(args.sweep_dir, cells=args.cells or None, numerics_version=NUMERICS_VERSION)
+    cells = _cell_paths(args.cells) or None
+    sweep = open_sweep(args.sweep_dir, cells=cells, numerics_version=NUMERICS_VERSION)
     LOGGER.info(
         "opened %d cell(s) of %s: %s", sweep.attrs["n_cells"], args.sweep_dir, dict(sweep.sizes)
     )
@@ -112,7 +164,7 @@ def _summarise(args: argparse.Namespace) -> None:
         fit_window=analysis.get("fit_window"),
     )
     with dask.config.set(scheduler="threads", num_workers=args.threads):
-        path = write_summary(summary, args.output)
+        path = write_summary(summary, _store(args.output))
     LOGGER.info("stored %s in %.2f s", path, time.perf_counter() - start)
 
 
@@ -131,6 +183,7 @@ def _open_cells(cells: Sequence[Path]):
     from .sweep import open_sweep
     from .version import NUMERICS_VERSION
 
+    cells = _cell_paths(cells)
     sweep_dir = Path(cells[0]).parents[2]
     return open_sweep(sweep_dir, cells=cells, numerics_version=NUMERICS_VERSION)
 
@@ -155,7 +208,7 @@ def _figure_summary(args: argparse.Namespace) -> None:
     from . import plots
     from .analysis import open_summary
 
-    summary = open_summary(args.summary)
+    summary = open_summary(_store(args.summary))
     if args.figure == "histograms":
         fig = plots.plot_sigma_z_histograms(summary)
     else:
@@ -167,7 +220,7 @@ def _figure_tradeoff(args: argparse.Namespace) -> None:
     from . import plots
     from .analysis import open_summary
 
-    fig = plots.plot_tradeoff([open_summary(path) for path in args.summaries])
+    fig = plots.plot_tradeoff([open_summary(_store(path)) for path in args.summaries])
     _save(fig, args.output, args.dpi)
 
 
@@ -175,7 +228,7 @@ def _table_born(args: argparse.Namespace) -> None:
     from .analysis import open_summary
     from .tables import born_table, born_table_html
 
-    table = born_table(open_summary(args.summary))
+    table = born_table(open_summary(_store(args.summary)))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.output, index=False)
     LOGGER.info("wrote %s (%d rows)", args.output, len(table))
@@ -217,6 +270,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     cell.set_defaults(action=_run_cell)
 
+    batch = commands.add_parser(
+        "run-batch", help="store every missing or stale cell of a batch in one process"
+    )
+    batch.add_argument("--sweep-dir", required=True, type=Path, help="results/<sweep>")
+    batch.add_argument("--cells", required=True, help="JSON list of the batch's cells")
+    batch.add_argument("--manifest", required=True, type=Path, help="the manifest to write")
+    batch.add_argument("--numerics-version", default=None, help="as for run-cell")
+    batch.add_argument(
+        "--dask-min-trajectory-steps",
+        type=int,
+        default=2_000_000,
+        help="smaller cells run in this process, without Dask",
+    )
+    batch.add_argument("--block-size", type=int, default=None, help="trajectories per block")
+    batch.add_argument("--threads", type=int, default=1, help="workers of the local cluster")
+    batch.add_argument(
+        "--processes", choices=("auto", "true", "false"), default="auto", help="as for run-cell"
+    )
+    batch.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler")
+    batch.add_argument("--connect-timeout", type=float, default=10.0, help="seconds")
+    batch.add_argument("--worker-timeout", type=float, default=60.0, help="seconds")
+    batch.set_defaults(action=_run_batch)
+
     summary = commands.add_parser("summarise", help="summarise the cells of a sweep")
     summary.add_argument("--sweep-dir", required=True, type=Path, help="results/<sweep>")
     summary.add_argument(
@@ -226,7 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--output", required=True, type=Path, help="the summary.zarr to write")
     summary.add_argument("--threads", type=int, default=1, help="Dask threads")
-    summary.add_argument("cells", nargs="*", type=Path, help="cell stores (default: all)")
+    summary.add_argument(
+        "cells", nargs="*", type=Path, help="cell stores or batch manifests (default: all stores)"
+    )
     summary.set_defaults(action=_summarise)
 
     figure = commands.add_parser("figure", help="draw a figure from stored cells or summaries")

@@ -1,7 +1,8 @@
 # ==========================================================================================
-# Shared helpers: the cell grid of every sweep, input functions, job resources, stale locks.
+# Shared helpers: the cell grid and batches of every sweep, input functions, job resources,
+# stale locks.
 # Execution settings (dask.*) reach the jobs through DASK_OPTIONS on the command line, never
-# through params, so changing them never reruns a cell (SPEC §4).
+# through params, so changing them never reruns a cell (config/README.md).
 # ==========================================================================================
 
 import json
@@ -15,26 +16,31 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import cq_core
+from cq_core.pipeline import layout
+from cq_core.pipeline.batch import batch_digest, partition
 from cq_core.sweep import check_analysis, sweep_cell_specs
 
 PYTHON = sys.executable
 RESULTS = config["results"].rstrip("/")
 NUMERICS_VERSION = cq_core.NUMERICS_VERSION
 DASK = config["dask"]
+BATCH = config.get("batch") or {}
 
 
 wildcard_constraints:
     sweep=r"[A-Za-z0-9][A-Za-z0-9_-]*",
-    sigma=r"[0-9][0-9.e+-]*",
-    seed=r"[0-9]+",
+    batch=r"[0-9]{4}",
+    digest=r"[0-9a-f]{16}",
 
 
-def _dask_options(dask):
-    """The run-cell options of the dask block (the job's own --threads is added by the rule)."""
+def _dask_options(dask, batch):
+    """The run-batch options of the dask and batch blocks (--threads is added by the rule)."""
     options = [
         "--block-size", str(dask["block_size"]),
         "--connect-timeout", str(dask["connect_timeout"]),
         "--worker-timeout", str(dask["worker_timeout"]),
+        "--dask-min-trajectory-steps",
+        str(batch.get("dask_min_trajectory_steps", 2_000_000)),
     ]
     if dask["scheduler_address"]:
         options += ["--scheduler-address", dask["scheduler_address"]]
@@ -42,7 +48,7 @@ def _dask_options(dask):
     return shlex.join(options + ["--processes", processes])
 
 
-DASK_OPTIONS = _dask_options(DASK)
+DASK_OPTIONS = _dask_options(DASK, BATCH)
 
 
 def check_sweeps(config):
@@ -58,31 +64,98 @@ def check_sweeps(config):
     return cells, analysis
 
 
-def get_cell_spec(wildcards):
-    """The CellSpec of the cell named by the wildcards (sweep, sigma, seed)."""
+def plan_batches(cells_by_sweep):
+    """``{sweep: {batch: (digest, [(sigma_label, seed), ...])}}`` for every sweep.
+
+    A batch's manifest is named by the digest of its cells' hashes, so a changed cell (or
+    numerics version, or results copied from another config) asks for a manifest that does
+    not exist yet: its batch job runs and recomputes exactly the cells not stored as asked.
+    """
+    per_job = BATCH.get("cells_per_job", 32)
+    plan = {}
+    for sweep, cells in cells_by_sweep.items():
+        plan[sweep] = {
+            batch: (batch_digest([cells[key] for key in keys]), keys)
+            for batch, keys in partition(cells, per_job).items()
+        }
+    return plan
+
+
+def get_batch_cells(wildcards):
+    """The cells of the batch named by the wildcards, as one canonical JSON list.
+
+    The batch rule's parameters: equal to the cells' hashes as a rerun trigger (the hash is a
+    function of the cell and the numerics version, which is a parameter too).
+    """
+    digest, keys = _batch(wildcards)
+    cells = SWEEP_CELLS[wildcards.sweep]
+    return json.dumps([cells[key].to_dict() for key in keys], sort_keys=True, separators=(",", ":"))
+
+
+def _batch(wildcards):
     try:
-        return SWEEP_CELLS[wildcards.sweep][(wildcards.sigma, int(wildcards.seed))]
+        digest, keys = SWEEP_BATCHES[wildcards.sweep][int(wildcards.batch)]
     except KeyError:
         raise ValueError(
-            f"no cell sigma={wildcards.sigma} seed={wildcards.seed} in sweep "
-            f"{wildcards.sweep!r} of the config"
+            f"no batch {wildcards.batch} in sweep {wildcards.sweep!r} of the config"
         ) from None
+    if digest != wildcards.digest:
+        raise ValueError(
+            f"batch {wildcards.batch} of sweep {wildcards.sweep!r} holds other cells now "
+            f"(digest {digest}, not {wildcards.digest})"
+        )
+    return digest, keys
 
 
-def get_cell_spec_json(wildcards):
-    """The cell as canonical JSON: the cell rule's rerun-relevant parameters."""
-    return get_cell_spec(wildcards).to_json()
+def _batch_specs(wildcards):
+    _, keys = _batch(wildcards)
+    return [SWEEP_CELLS[wildcards.sweep][key] for key in keys]
 
 
-def _cell_blocks(spec):
-    return math.ceil(spec.n_traj / DASK["block_size"])
+def _manifest(sweep, batch, digest):
+    return str(layout.batch_manifest(RESULTS, sweep, batch, digest))
 
 
-def get_cell_threads(wildcards):
-    """Local Dask workers of a cell job: dask.threads, but no more than its blocks."""
+def get_batch_stamp(wildcards):
+    """The batch's stamp: its modification time is the batch job's only rerun trigger.
+
+    ``ancient`` (ignored) while every store the batch's manifest lists is in place. When one
+    is missing (deleted by hand, moved aside by ``verify --repair``), the stamp is touched
+    while the workflow is parsed, so it is newer than the manifest and the batch job reruns;
+    it recomputes exactly the missing cells.
+    """
+    stamp = layout.batch_stamp(RESULTS, wildcards.sweep, int(wildcards.batch))
+    if (int(wildcards.batch), wildcards.sweep) in MISSING_STORES:
+        return str(stamp)
+    return ancient(str(stamp))
+
+
+def find_missing_stores(plan):
+    """Batches whose manifest exists but one of whose stores does not: ``{(batch, sweep)}``.
+
+    Their stamps are touched here (see :func:`get_batch_stamp`).
+    """
+    missing = set()
+    for sweep, batches in plan.items():
+        for batch, (digest, keys) in batches.items():
+            if not os.path.exists(_manifest(sweep, batch, digest)):
+                continue
+            for label, seed in keys:
+                store = layout.cell_store(RESULTS, sweep, label, seed)
+                if not os.path.exists(os.path.join(store, "zarr.json")):
+                    missing.add((batch, sweep))
+                    stamp = layout.batch_stamp(RESULTS, sweep, batch)
+                    if stamp.exists():
+                        os.utime(stamp)
+                    break
+    return missing
+
+
+def get_batch_threads(wildcards):
+    """Local Dask workers of a batch job: dask.threads (1 with an external scheduler)."""
     if DASK["scheduler_address"]:
         return 1
-    return max(1, min(DASK["threads"], _cell_blocks(get_cell_spec(wildcards))))
+    return max(1, DASK["threads"])
 
 
 def _cell_size_mb(spec):
@@ -90,63 +163,29 @@ def _cell_size_mb(spec):
     model = spec.build_model()
     state = model.dim**2 if spec.mode == "density" else model.dim
     per_sample = 8 * model.n_classical + 16 * state
-    return spec.n_traj * len(settings.saved_steps) * per_sample / 2**20
+    block = min(spec.n_traj, DASK["block_size"])
+    return block * len(settings.saved_steps) * per_sample / 2**20
 
 
-def get_cell_mem_mb(wildcards):
-    """Memory of a cell job: the gathered blocks and their concatenation, plus the runtime."""
-    return int(1000 + 3 * _cell_size_mb(get_cell_spec(wildcards)))
+def get_batch_mem_mb(wildcards):
+    """Memory of a batch job: a few blocks of its largest cell at a time, plus the runtime."""
+    specs = _batch_specs(wildcards)
+    return int(1000 + 3 * (DASK["threads"] + 1) * max(_cell_size_mb(specs[0]), 1))
 
 
-def get_cell_runtime(wildcards):
-    """Wall time (minutes) of a cell job, at a pessimistic 1e5 trajectory-steps/s."""
-    spec = get_cell_spec(wildcards)
-    steps = spec.n_traj * spec.check().n_steps
+def get_batch_runtime(wildcards):
+    """Wall time (minutes) of a batch job, at a pessimistic 1e5 trajectory-steps/s."""
+    specs = _batch_specs(wildcards)
+    steps = len(specs) * specs[0].n_traj * round(specs[0].t_final / specs[0].dt)
     return int(10 + steps / 1e5 / 60)
 
 
-def get_sweep_cells(wildcards):
-    """Every cell store of a sweep in the config (sigma-major order)."""
+def get_sweep_manifests(wildcards):
+    """The batch manifests of a sweep in the config (batch order)."""
     return [
-        expand(rules.simulate_cell.output.cell, sweep=wildcards.sweep, sigma=label, seed=seed)[0]
-        for label, seed in SWEEP_CELLS[wildcards.sweep]
+        _manifest(wildcards.sweep, batch, digest)
+        for batch, (digest, _) in SWEEP_BATCHES[wildcards.sweep].items()
     ]
-
-
-def get_cell_stamp(wildcards):
-    """The cell's stamp ``<store>.<hash>.stamp``: its name holds the cell's config hash.
-
-    A store whose recorded cell no longer matches the config (e.g. results copied into a
-    fresh clone, where Snakemake's own parameter records are absent) has no stamp of the
-    current hash, so the stamp is made and the cell recomputed; ``ancient`` keeps the stamp's
-    modification time from ever rerunning a cell by itself.
-    """
-    spec = get_cell_spec(wildcards)
-    return ancient(
-        expand(
-            rules.cell_stamp.output.stamp,
-            sweep=wildcards.sweep,
-            sigma=wildcards.sigma,
-            seed=wildcards.seed,
-            hash=spec.config_hash[:16],
-        )[0]
-    )
-
-
-def get_all_cells():
-    """Every cell store of every sweep, and its stamp: a store deleted by hand is recomputed."""
-    targets = []
-    for sweep, cells in SWEEP_CELLS.items():
-        for (label, seed), spec in cells.items():
-            targets += expand(rules.simulate_cell.output.cell, sweep=sweep, sigma=label, seed=seed)
-            targets += expand(
-                rules.cell_stamp.output.stamp,
-                sweep=sweep,
-                sigma=label,
-                seed=seed,
-                hash=spec.config_hash[:16],
-            )
-    return targets
 
 
 def get_analysis_json(wildcards):
@@ -188,12 +227,12 @@ def get_mean_field_sweep(sweep):
     return twin
 
 
-def get_mean_field_cells(wildcards):
-    """Every cell store of the sweep's mean-field twin ([] when it has none)."""
+def get_mean_field_manifests(wildcards):
+    """The batch manifests of the sweep's mean-field twin ([] when it has none)."""
     twin = get_mean_field_sweep(wildcards.sweep)
     if twin is None:
         return []
-    return get_sweep_cells(SimpleNamespace(sweep=twin))
+    return get_sweep_manifests(SimpleNamespace(sweep=twin))
 
 
 def get_tradeoff_summaries():
