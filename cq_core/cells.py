@@ -28,6 +28,7 @@ import os
 import shutil
 import struct
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
@@ -794,7 +795,8 @@ def atomic_write_zarr(
 
     The store is written to ``<path>.tmp`` (stale temporaries are removed first) and moved
     into place with ``os.replace`` only when complete; an existing store at ``path`` is
-    replaced. Consolidated metadata is off (Zarr v3 warns about it). Every chunk is
+    replaced. Its metadata is consolidated (:func:`consolidate`), so that a plain
+    ``xarray.open_zarr(path)`` opens it silently and with one read. Every chunk is
     compressed with checksummed Zstandard (:func:`_compressors`) unless ``encoding`` names
     other compressors for a variable.
     """
@@ -809,7 +811,24 @@ def atomic_write_zarr(
         consolidated=False,
         zarr_format=3,
     )
+    consolidate(temporary)
     return _move_into_place(temporary, path)
+
+
+def consolidate(store: str | os.PathLike) -> None:
+    """Consolidate a complete store's metadata into its root ``zarr.json``.
+
+    xarray's ``open_zarr`` reads consolidated metadata first and warns (``RuntimeWarning``)
+    when there is none. Consolidated metadata is not yet part of the Zarr 3 specification, so
+    Zarr warns when writing it; that warning (ours to know) is silenced here. Called when a
+    store is complete, before it is moved into place (its array metadata never changes
+    afterwards). The bytes are a function of the store's metadata alone.
+    """
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*[Cc]onsolidated metadata")
+        zarr.consolidate_metadata(str(store), zarr_format=3)
 
 
 def _move_into_place(temporary: Path, path: Path) -> Path:
@@ -862,7 +881,9 @@ class _CellStoreWriter:
         _write_region(self.temporary, block)
 
     def commit(self) -> Path:
-        """Move the complete store into place (replacing an older one) and return its path."""
+        """Consolidate the complete store's metadata, move it into place (replacing an older
+        one) and return its path."""
+        consolidate(self.temporary)
         return _move_into_place(self.temporary, self.path)
 
     def discard(self) -> None:

@@ -76,16 +76,19 @@ def sweep_cells(path: str | os.PathLike) -> list[Path]:
 def open_store(store: str | os.PathLike, chunks: dict | None = None) -> xr.Dataset:
     """Open one Zarr store written by the pipeline (a cell or a summary), lazily.
 
-    Snakemake leaves a ``.snakemake_timestamp`` file in every directory output, which Zarr
-    would warn about on every open; that warning is silenced here.
+    Stores of this version open silently with plain ``xarray.open_zarr`` (consolidated
+    metadata, nothing foreign inside); the warnings stores of earlier versions raise (no
+    consolidated metadata, Snakemake's ``.snakemake_timestamp``) are silenced here.
     """
     store = Path(store)
     if not (store / "zarr.json").is_file():
         raise FileNotFoundError(f"{store} is not a Zarr store (no zarr.json)")
     chunks = {} if chunks is None else chunks
     with warnings.catch_warnings():
+        # stores of older versions: no consolidated metadata, Snakemake's timestamp file
         warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
-        return xr.open_zarr(store, consolidated=False, chunks=chunks)
+        warnings.filterwarnings("ignore", message=r"Failed to open Zarr store with consolidated")
+        return xr.open_zarr(store, chunks=chunks)
 
 
 def open_sweep(
