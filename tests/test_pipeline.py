@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
+import xarray as xr
 from workflow_helpers import (
     config_override,
     copy_workflow,
@@ -50,6 +52,15 @@ def test_end_to_end_run_writes_cells_and_summary(workflow):
     assert cells.sizes["trajectory"] == 20 and list(cells["sigma"].values) == [1.0, 2.0]
     assert (sweep / "logs" / "summary.log").is_file()
     assert not list(sweep.rglob("*.tmp*"))
+
+
+def test_every_store_of_a_run_opens_silently_with_plain_open_zarr(workflow):
+    stores = sorted((workflow / "results").rglob("*.zarr"))
+    assert len(stores) == 3  # two cells and the summary
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for store in stores:
+            xr.open_zarr(store).load()
 
 
 def test_a_finished_run_is_up_to_date(workflow, tmp_path):

@@ -4,7 +4,7 @@
 
     results/<sweep>/cells/sigma=<σ>/seed=<seed>.zarr    one store per (sweep, σ, seed) cell
     results/<sweep>/batches/<b>-<digest>.json           manifest of batch b (its cells, hashes)
-    results/<sweep>/batches/<b>.stamp                   a batch's rerun trigger (see batch.py)
+    results/<sweep>/batches/stamp                       the batch jobs' rerun trigger
     results/<sweep>/logs/batches/<b>-<digest>.log       the batch job's log
     results/<sweep>/summary.zarr                        the sweep's summary
 
@@ -46,9 +46,9 @@ def batch_manifest(results: str | os.PathLike, sweep: str, batch: int, digest: s
     return Path(results) / sweep / "batches" / f"{batch:04d}-{digest}.json"
 
 
-def batch_stamp(results: str | os.PathLike, sweep: str, batch: int) -> Path:
-    """``results/<sweep>/batches/<batch>.stamp``."""
-    return Path(results) / sweep / "batches" / f"{batch:04d}.stamp"
+def batch_stamp(results: str | os.PathLike, sweep: str) -> Path:
+    """``results/<sweep>/batches/stamp``: touched when a listed store has gone missing."""
+    return Path(results) / sweep / "batches" / "stamp"
 
 
 def batch_log(results: str | os.PathLike, sweep: str, batch: int, digest: str) -> Path:

@@ -5,6 +5,7 @@
 # through params, so changing them never reruns a cell (config/README.md).
 # ==========================================================================================
 
+import functools
 import json
 import math
 import os
@@ -29,8 +30,8 @@ BATCH = config.get("batch") or {}
 
 wildcard_constraints:
     sweep=r"[A-Za-z0-9][A-Za-z0-9_-]*",
-    batch=r"[0-9]{4}",
-    digest=r"[0-9a-f]{16}",
+    batch=r"[0-9][0-9][0-9][0-9]+",
+    digest=r"[0-9a-f]+",
 
 
 def _dask_options(dask, batch):
@@ -87,9 +88,15 @@ def get_batch_cells(wildcards):
     The batch rule's parameters: equal to the cells' hashes as a rerun trigger (the hash is a
     function of the cell and the numerics version, which is a parameter too).
     """
-    digest, keys = _batch(wildcards)
-    cells = SWEEP_CELLS[wildcards.sweep]
-    return json.dumps([cells[key].to_dict() for key in keys], sort_keys=True, separators=(",", ":"))
+    _batch(wildcards)
+    return _batch_cells_json(wildcards.sweep, int(wildcards.batch))
+
+
+@functools.cache
+def _batch_cells_json(sweep, batch):
+    cells = SWEEP_CELLS[sweep]
+    _, keys = SWEEP_BATCHES[sweep][batch]
+    return "[" + ",".join(cells[key].to_json() for key in keys) + "]"
 
 
 def _batch(wildcards):
@@ -117,14 +124,14 @@ def _manifest(sweep, batch, digest):
 
 
 def get_batch_stamp(wildcards):
-    """The batch's stamp: its modification time is the batch job's only rerun trigger.
+    """The sweep's stamp: its modification time is a batch job's only rerun trigger.
 
     ``ancient`` (ignored) while every store the batch's manifest lists is in place. When one
     is missing (deleted by hand, moved aside by ``verify --repair``), the stamp is touched
     while the workflow is parsed, so it is newer than the manifest and the batch job reruns;
-    it recomputes exactly the missing cells.
+    it recomputes exactly the missing cells (the other batches keep ignoring the stamp).
     """
-    stamp = layout.batch_stamp(RESULTS, wildcards.sweep, int(wildcards.batch))
+    stamp = layout.batch_stamp(RESULTS, wildcards.sweep)
     if (int(wildcards.batch), wildcards.sweep) in MISSING_STORES:
         return str(stamp)
     return ancient(str(stamp))
@@ -144,7 +151,7 @@ def find_missing_stores(plan):
                 store = layout.cell_store(RESULTS, sweep, label, seed)
                 if not os.path.exists(os.path.join(store, "zarr.json")):
                     missing.add((batch, sweep))
-                    stamp = layout.batch_stamp(RESULTS, sweep, batch)
+                    stamp = layout.batch_stamp(RESULTS, sweep)
                     if stamp.exists():
                         os.utime(stamp)
                     break
@@ -158,6 +165,12 @@ def get_batch_threads(wildcards):
     return max(1, DASK["threads"])
 
 
+@functools.cache
+def _sweep_cell_size_mb(sweep):
+    """Stored MB of one block of a cell of the sweep (its cells differ only in σ and seed)."""
+    return _cell_size_mb(next(iter(SWEEP_CELLS[sweep].values())))
+
+
 def _cell_size_mb(spec):
     settings = spec.check()
     model = spec.build_model()
@@ -169,8 +182,7 @@ def _cell_size_mb(spec):
 
 def get_batch_mem_mb(wildcards):
     """Memory of a batch job: a few blocks of its largest cell at a time, plus the runtime."""
-    specs = _batch_specs(wildcards)
-    return int(1000 + 3 * (DASK["threads"] + 1) * max(_cell_size_mb(specs[0]), 1))
+    return int(1000 + 3 * (DASK["threads"] + 1) * max(_sweep_cell_size_mb(wildcards.sweep), 1))
 
 
 def get_batch_runtime(wildcards):

@@ -11,7 +11,7 @@
 
 rule batch_stamp:
     output:
-        stamp=touch(f"{RESULTS}/{{sweep}}/batches/{{batch}}.stamp"),
+        stamp=touch(f"{RESULTS}/{{sweep}}/batches/stamp"),
     localrule: True
 
 
