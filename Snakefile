@@ -38,11 +38,14 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
+from cq_core.pipeline.locks import record_lock_owner, remove_stale_locks
+
+
 # ------------------------------------------------------------------------- stale locks
 # A run killed with SIGKILL leaves Snakemake's lock behind: the next run removes it when its
 # owner is provably gone (same host, that process no longer runs), so that the same command
-# resumes the sweep without `snakemake --unlock`; live and unknown owners' locks are kept
-# (common.smk, "stale locks").
+# resumes the sweep without `snakemake --unlock`; locks of a run any of whose processes (or
+# jobs) still runs, and of unknown owners, are kept (cq_core/pipeline/locks.py).
 remove_stale_locks(workflow)
 
 
@@ -67,5 +70,6 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
+        get_all_manifests(),
         get_all_summaries(),
         get_all_figures(),

@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from .models import Model, get_model, params_to_json
+from .pipeline.locks import remove_stale_temporaries, write_writer_record
 from .simulate import Trajectories, _initial_state, _start, simulate, to_dataset
 from .validity import RunSettings, check_run
 from .version import NUMERICS_VERSION, __version__
@@ -782,21 +783,6 @@ def _temporary_path(path: Path) -> Path:
     return path.with_name(path.name + TEMPORARY_SUFFIX)
 
 
-def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Remove ``<name>.tmp*`` left beside ``path`` by a killed writer; return what was removed."""
-    path = Path(path)
-    removed = []
-    if path.parent.is_dir():
-        for stale in path.parent.iterdir():
-            if stale.name.startswith(path.name + TEMPORARY_SUFFIX):
-                if stale.is_dir() and not stale.is_symlink():
-                    shutil.rmtree(stale)
-                else:
-                    stale.unlink()
-                removed.append(stale)
-    return removed
-
-
 def atomic_write_zarr(
     ds: xr.Dataset, path: str | os.PathLike, *, encoding: Mapping[str, Any] | None = None
 ) -> Path:
@@ -876,8 +862,9 @@ class _CellStoreWriter:
     def __init__(self, path: str | os.PathLike, sample: xr.Dataset, n_traj: int) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(self.path)
+        remove_stale_temporaries(self.path)  # only those whose writer is gone
         self.temporary = _temporary_path(self.path)
+        self.record = write_writer_record(self.path)
         sample = _store_ready(sample)
         layout = _direct_layout(sample, n_traj)
         if layout is None:  # something only xarray's encoding knows how to store
@@ -893,12 +880,15 @@ class _CellStoreWriter:
         """Consolidate the complete store's metadata, move it into place (replacing an older
         one) and return its path."""
         consolidate(self.temporary)
-        return _move_into_place(self.temporary, self.path)
+        moved = _move_into_place(self.temporary, self.path)
+        self.record.unlink(missing_ok=True)
+        return moved
 
     def discard(self) -> None:
-        """Remove the temporary store if it was not committed."""
+        """Remove the temporary store if it was not committed, and the writer's record."""
         if self.temporary.exists():
             shutil.rmtree(self.temporary)
+        self.record.unlink(missing_ok=True)
 
 
 def _layout_coords(sample: xr.Dataset, n_traj: int) -> dict[str, xr.Variable]:

@@ -1,16 +1,14 @@
 # ==========================================================================================
-# Shared helpers: the cell grid and batches of every sweep, input functions, job resources,
-# stale locks.
+# Shared helpers: the cell grid and batches of every sweep, input functions, job resources.
+# (Stale locks: cq_core/pipeline/locks.py, called from the Snakefile.)
 # Execution settings (dask.*) reach the jobs through DASK_OPTIONS on the command line, never
 # through params, so changing them never reruns a cell (config/README.md).
 # ==========================================================================================
 
 import functools
 import json
-import math
 import os
 import shlex
-import socket
 import sys
 import time
 from pathlib import Path
@@ -127,8 +125,9 @@ def get_batch_stamp(wildcards):
     """The sweep's stamp: its modification time is a batch job's only rerun trigger.
 
     ``ancient`` (ignored) while every store the batch's manifest lists is in place. When one
-    is missing (deleted by hand, moved aside by ``verify --repair``), the stamp is touched
-    while the workflow is parsed, so it is newer than the manifest and the batch job reruns;
+    is missing (deleted by hand, moved aside by ``verify --repair``), the stamp is rewritten
+    while the workflow is parsed (new time and content: Snakemake compares both), so it is
+    newer than the manifest and the batch job reruns;
     it recomputes exactly the missing cells (the other batches keep ignoring the stamp).
     """
     stamp = layout.batch_stamp(RESULTS, wildcards.sweep)
@@ -140,7 +139,7 @@ def get_batch_stamp(wildcards):
 def find_missing_stores(plan):
     """Batches whose manifest exists but one of whose stores does not: ``{(batch, sweep)}``.
 
-    Their stamps are touched here (see :func:`get_batch_stamp`).
+    Their sweeps' stamps are rewritten here (see :func:`get_batch_stamp`).
     """
     missing = set()
     for sweep, batches in plan.items():
@@ -152,8 +151,8 @@ def find_missing_stores(plan):
                 if not os.path.exists(os.path.join(store, "zarr.json")):
                     missing.add((batch, sweep))
                     stamp = layout.batch_stamp(RESULTS, sweep)
-                    if stamp.exists():
-                        os.utime(stamp)
+                    if stamp.exists():  # new content: Snakemake compares checksums too
+                        stamp.write_text(f"{time.time_ns()} {store} is missing\n")
                     break
     return missing
 
@@ -197,6 +196,17 @@ def get_sweep_manifests(wildcards):
     return [
         _manifest(wildcards.sweep, batch, digest)
         for batch, (digest, _) in SWEEP_BATCHES[wildcards.sweep].items()
+    ]
+
+
+def get_all_manifests():
+    """Every batch manifest of every sweep: targets of their own, so that a missing one (a
+    changed cell, copied results of another config) is made even where the summary is there.
+    """
+    return [
+        _manifest(sweep, batch, digest)
+        for sweep, batches in SWEEP_BATCHES.items()
+        for batch, (digest, _) in batches.items()
     ]
 
 
@@ -289,149 +299,3 @@ def get_all_figures():
     if get_tradeoff_summaries():
         targets += list(rules.figure_tradeoff.output)
     return targets
-
-
-# ------------------------------------------------------------------------- stale locks
-# Snakemake locks the working directory (.snakemake/locks/) while it runs and removes the
-# lock when it stops, even after Ctrl-C; a Snakemake killed with SIGKILL (or whose node went
-# down) cannot, and the next run would stop with a LockException until `snakemake --unlock`.
-# So every run that takes the lock records, in its onstart hook (Snakemake runs it right
-# after taking the lock), which process owns which lock files: host, pid, the process's start
-# time (/proc/<pid>/stat, so that a reused pid is not taken for the owner), boot id, pid
-# namespace, and each lock file's inode, mtime and size. When the Snakefile is parsed by the
-# main Snakemake process (not in a dry run, not by a job's own Snakemake), lock files are
-# removed only when all of this holds: a record names them, they are unchanged since it was
-# written, its owner ran on this host, and that process no longer runs (gone, another
-# process under its pid, or the machine rebooted since). Locks of a live run, of a run on
-# another host and locks that no record names are left alone: Snakemake then stops with its
-# usual lock message.
-
-LOCK_OWNERS = "cq-sweep-lock-owners"
-"""Folder (inside .snakemake/) of the owner records, one JSON file per locking run."""
-
-
-def _boot_id():
-    """This boot of the machine (Linux), or None."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
-    except OSError:
-        return None
-
-
-def _process_start(pid):
-    """Start time of a live process in clock ticks since boot (/proc/<pid>/stat field 22).
-
-    None when there is no such process, or only a zombie (it has exited), or no /proc.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 (state) onwards
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def _pid_namespace():
-    """The pid namespace of this process (containers on one host each have their own)."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-
-
-def _lock_identity(path):
-    """What makes a lock file this lock file: inode, modification time (ns) and size."""
-    stat = os.stat(path)
-    return [stat.st_ino, stat.st_mtime_ns, stat.st_size]
-
-
-def record_lock_owner(workflow):
-    """onstart: record this Snakemake process as the owner of the lock files it wrote.
-
-    Only a main Snakemake process that took the lock records itself (not a run with
-    --nolock, nor a job's own Snakemake); the record is written atomically.
-    """
-    if not workflow.is_main_process or not workflow.execution_settings.lock:
-        return
-    persistence = workflow.persistence
-    lockfiles = getattr(persistence, "_lockfile", None)  # FilePersistence: {type: path}
-    start = _process_start(os.getpid())
-    if not lockfiles or start is None:
-        return  # nothing to record, or no way to tell this process apart later
-    host, pid = socket.gethostname(), os.getpid()
-    record = {
-        "host": host,
-        "pid": pid,
-        "start": start,
-        "boot_id": _boot_id(),
-        "pid_namespace": _pid_namespace(),
-        "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "locks": {os.path.basename(path): _lock_identity(path) for path in lockfiles.values()},
-    }
-    folder = Path(persistence.path) / LOCK_OWNERS
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{host}-{pid}-{start}.json"
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(record))
-    os.replace(temporary, target)
-
-
-def _owner_gone(record):
-    """Whether the process of an owner record on this host has certainly ended."""
-    if _process_start(os.getpid()) is None:
-        return False  # no /proc here: no way to tell
-    boot = _boot_id()
-    if record.get("boot_id") and boot and record["boot_id"] != boot:
-        return True  # the machine rebooted since the record was written
-    if record.get("pid_namespace") != _pid_namespace():
-        return False  # another container's pid: this one cannot see that process
-    if not isinstance(record.get("pid"), int) or not isinstance(record.get("start"), int):
-        return False  # an unusable record: its owner is unknown
-    return _process_start(record["pid"]) != record["start"]
-
-
-def remove_stale_locks(workflow, snakemake_dir=".snakemake"):
-    """Remove the lock files of Snakemake runs on this host that no longer run (see above).
-
-    Called while the Snakefile is parsed (before Snakemake checks the lock). Acts only in the
-    main Snakemake process and not in a dry run; prints one line on stderr per removal, naming
-    the files and the run that left them. Returns the lock files removed.
-    """
-    if not workflow.is_main_process or workflow.output_settings.dryrun:
-        return []
-    owners = Path(snakemake_dir) / LOCK_OWNERS
-    if not owners.is_dir():
-        return []
-    host = socket.gethostname()
-    removed_all = []
-    for path in sorted(owners.glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-            locks = dict(record["locks"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # unreadable: its owner is unknown, its locks are kept
-        if record.get("host") != host or not _owner_gone(record):
-            continue
-        removed = []
-        for name, identity in locks.items():
-            lock = Path(snakemake_dir) / "locks" / os.path.basename(name)
-            try:
-                if _lock_identity(lock) != list(identity):
-                    continue  # not the file the owner wrote (another run's lock)
-                lock.unlink()
-            except FileNotFoundError:
-                continue  # removed by the owner when it stopped, or by another run
-            removed.append(str(lock))
-        path.unlink(missing_ok=True)  # the owner is gone: its record is no longer needed
-        if removed:
-            print(
-                f"cq-sweep: removed stale Snakemake lock files {', '.join(removed)}: the "
-                f"Snakemake run that took them (pid {record['pid']} on {host}, started "
-                f"{record.get('since', '?')}) no longer runs (it was killed, or its machine "
-                "went down).",
-                file=sys.stderr,
-            )
-        removed_all += removed
-    return removed_all
