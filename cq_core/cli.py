@@ -238,17 +238,30 @@ def _table_born(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import verify
+
     parser = argparse.ArgumentParser(prog="python -m cq_core", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "verify",
-        help="read every chunk of the stored cells and name damaged or stale ones "
-        "(python -m cq_core verify results/ [--config config/config.yaml] [--repair])",
-        add_help=False,
+    # -v also after a subcommand (default SUPPRESS: it never overrides one given before it)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
     )
+    commands = parser.add_subparsers(dest="command", required=True)
 
-    cell = commands.add_parser("run-cell", help="run one cell on Dask and store it as Zarr")
+    def sub(group, name: str, **kwargs) -> argparse.ArgumentParser:
+        return group.add_parser(name, parents=[common], **kwargs)
+
+    checker = sub(
+        commands,
+        "verify",
+        help="read every chunk of the stored cells and name damaged or stale ones",
+        description=verify.DESCRIPTION,
+    )
+    verify.add_arguments(checker)
+    checker.set_defaults(action=verify.run)
+
+    cell = sub(commands, "run-cell", help="run one cell on Dask and store it as Zarr")
     cell.add_argument("--spec", required=True, help="the cell as JSON (CellSpec.to_json)")
     cell.add_argument("--output", required=True, type=Path, help="the .zarr store to write")
     cell.add_argument("--block-size", type=int, default=None, help="trajectories per Dask task")
@@ -270,8 +283,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     cell.set_defaults(action=_run_cell)
 
-    batch = commands.add_parser(
-        "run-batch", help="store every missing or stale cell of a batch in one process"
+    batch = sub(
+        commands, "run-batch", help="store every missing or stale cell of a batch in one process"
     )
     batch.add_argument("--sweep-dir", required=True, type=Path, help="results/<sweep>")
     batch.add_argument("--cells", required=True, help="JSON list of the batch's cells")
@@ -293,7 +306,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--worker-timeout", type=float, default=60.0, help="seconds")
     batch.set_defaults(action=_run_batch)
 
-    summary = commands.add_parser("summarise", help="summarise the cells of a sweep")
+    summary = sub(commands, "summarise", help="summarise the cells of a sweep")
     summary.add_argument("--sweep-dir", required=True, type=Path, help="results/<sweep>")
     summary.add_argument(
         "--analysis",
@@ -307,13 +320,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     summary.set_defaults(action=_summarise)
 
-    figure = commands.add_parser("figure", help="draw a figure from stored cells or summaries")
+    figure = sub(commands, "figure", help="draw a figure from stored cells or summaries")
     figures = figure.add_subparsers(dest="figure", required=True)
     for name, help_text in (
         ("trajectories", "seed Fig. 1: realisations in the x-y plane, on the Bloch sphere"),
         ("mean_field", "stochastic realisations against the mean-field path"),
     ):
-        paths = figures.add_parser(name, help=help_text)
+        paths = sub(figures, name, help=help_text)
         paths.add_argument(
             "--cells", required=True, nargs="+", type=Path, help="cell stores of the sweep"
         )
@@ -330,10 +343,10 @@ def _parser() -> argparse.ArgumentParser:
         ("histograms", "seed Fig. 2: densities of <sigma_z> at the time slices"),
         ("decoherence", "C(t) per sigma and the fitted Gamma(sigma)"),
     ):
-        from_summary = figures.add_parser(name, help=help_text)
+        from_summary = sub(figures, name, help=help_text)
         from_summary.add_argument("--summary", required=True, type=Path, help="summary.zarr")
         from_summary.set_defaults(action=_figure_summary)
-    tradeoff = figures.add_parser("tradeoff", help="measured Gamma against D2 = sigma^2/2")
+    tradeoff = sub(figures, "tradeoff", help="measured Gamma against D2 = sigma^2/2")
     tradeoff.add_argument("summaries", nargs="+", type=Path, help="summary.zarr of each sweep")
     tradeoff.set_defaults(action=_figure_tradeoff)
     for parser_of_figure in figures.choices.values():
@@ -346,9 +359,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         parser_of_figure.add_argument("--dpi", type=int, default=None, help="PNG resolution")
 
-    table = commands.add_parser("table", help="write a table from a summary")
+    table = sub(commands, "table", help="write a table from a summary")
     tables = table.add_subparsers(dest="table", required=True)
-    born = tables.add_parser("born", help="Born rule / martingale check per sigma")
+    born = sub(tables, "born", help="Born rule / martingale check per sigma")
     born.add_argument("--summary", required=True, type=Path, help="summary.zarr")
     born.add_argument("--output", required=True, type=Path, help="the .csv to write")
     born.add_argument("--html", type=Path, default=None, help="also an .html view of the table")
@@ -359,12 +372,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m cq_core``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["verify"]:  # python -m cq_core verify results/ [--config F] [--repair]
-        from .verify import main as verify_main
-
-        return verify_main(argv[1:])
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
+    if args.command == "verify":  # its own exit statuses and messages
+        return args.action(args)
     try:
         args.action(args)
     except (ValueError, ConnectionError, FileNotFoundError) as err:
