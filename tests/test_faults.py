@@ -332,6 +332,60 @@ def test_an_interrupted_sweep_resumes_with_the_readme_command(finished, tmp_path
     assert lock_files(workdir) == {}
 
 
+def test_a_job_that_outlived_its_killed_snakemake_keeps_the_lock_and_its_store(finished, tmp_path):
+    """kill -9 of Snakemake alone while its batch job computes (issue 21, the orphan case).
+
+    The README command run at once must neither take the lock (a job of the run still lives)
+    nor touch the orphan's temporary store; once the orphan has finished, it completes the
+    sweep, every store bit-identical to an uninterrupted run's.
+    """
+    workdir = slow_workflow(tmp_path / "repo")
+    output = workdir / "first.log"
+    with output.open("w") as sink:
+        first = subprocess.Popen(
+            readme_run_command(),
+            cwd=workdir,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            phases = [_cell_phase(workdir, *cell) for cell in CELLS]
+            if "stored" in phases and "computing" in phases:
+                break
+            assert first.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, f"no moment to interrupt: {phases}"
+            time.sleep(0.03)
+        os.kill(first.pid, signal.SIGKILL)  # Snakemake only: its batch job lives on
+        first.wait()
+        second = subprocess.run(
+            readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=300
+        )
+        orphan_alive = _wait_until_gone(first.pid, 0.01) is False
+        if orphan_alive:  # the usual case: refused while the orphan still computes
+            assert second.returncode != 0 and "LockException" in second.stderr, second.stderr
+            assert STALE_LOCK_MESSAGE not in second.stderr
+        assert _wait_until_gone(first.pid, STOP_TIMEOUT), "the orphan job did not finish"
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+        try:
+            os.killpg(first.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    rerun = subprocess.run(
+        readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    for cell in CELLS:
+        assert store_digest(cell_path(workdir, *cell)) == store_digest(cell_path(finished, *cell))
+    assert not list((workdir / "results").rglob("*.tmp*"))
+    assert planned_jobs(workdir) == {}
+
+
 def test_the_lock_of_a_live_run_is_kept(tmp_path):
     """A second README command while a sweep runs stops at Snakemake's lock; nothing is removed.
 
