@@ -1,12 +1,13 @@
 # ==========================================================================================
-# cq-sweep: (sigma, seed) sweeps of hybrid classical-quantum dynamics (SPEC §4)
+# cq-sweep: (sigma, seed) sweeps of hybrid classical-quantum dynamics (docs/physics.md)
 #
 #   snakemake --cores 2                       # run config/config.yaml
 #   snakemake --cores 2 --configfile my.yaml  # deep-merged over it
 #
 #   snakemake --report results/report.html    # self-contained HTML: figures, tables, config
 #
-# Data flow: config -> validation -> one job per (sweep, sigma, seed) cell -> Zarr stores
+# Data flow: config -> validation -> one job per batch of (sweep, sigma, seed) cells -> Zarr
+# stores, one per cell
 # -> one summary job per sweep -> results/<sweep>/summary.zarr -> figures and tables
 # (results/<sweep>/figures/, results/<sweep>/tables/, results/figures/tradeoff.png). The
 # rules only wire; the physics, the analysis and the plots live in the cq_core package
@@ -45,11 +46,14 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
+from cq_core.pipeline.locks import record_lock_owner, remove_stale_locks
+
+
 # ------------------------------------------------------------------------- stale locks
 # A run killed with SIGKILL leaves Snakemake's lock behind: the next run removes it when its
 # owner is provably gone (same host, that process no longer runs), so that the same command
-# resumes the sweep without `snakemake --unlock`; live and unknown owners' locks are kept
-# (common.smk, "stale locks").
+# resumes the sweep without `snakemake --unlock`; locks of a run any of whose processes (or
+# jobs) still runs, and of unknown owners, are kept (cq_core/pipeline/locks.py).
 remove_stale_locks(workflow)
 
 
@@ -58,6 +62,8 @@ onstart:
 
 
 SWEEP_CELLS, SWEEP_ANALYSIS = check_sweeps(config)
+SWEEP_BATCHES = plan_batches(SWEEP_CELLS)
+MISSING_STORES = find_missing_stores(SWEEP_BATCHES)
 
 
 # --------------------------------------------------------------------------------- rules
@@ -72,6 +78,6 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
-        get_all_cells(),
+        get_all_manifests(),
         get_all_summaries(),
         get_all_figures(),

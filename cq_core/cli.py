@@ -92,6 +92,57 @@ def _run_cell(args: argparse.Namespace) -> None:
     )
 
 
+def _store(path: Path) -> Path:
+    """A store's folder: the workflow names a store by its ``zarr.json`` (no directory output)."""
+    path = Path(path)
+    return path.parent if path.name == "zarr.json" else path
+
+
+def _cell_paths(paths: Sequence[Path]) -> list[Path]:
+    """Cell stores, with each batch manifest (``.json``) replaced by the stores it lists."""
+    from .pipeline.batch import manifest_cells
+
+    cells: list[Path] = []
+    for path in paths:
+        cells += manifest_cells([path]) if Path(path).suffix == ".json" else [_store(path)]
+    return cells
+
+
+def _run_batch(args: argparse.Namespace) -> None:
+    from .cells import CellSpec
+    from .pipeline.batch import run_batch
+    from .pipeline.layout import cell_store, sigma_label
+    from .version import NUMERICS_VERSION
+
+    _quiet_distributed()
+    if args.numerics_version is not None and args.numerics_version != NUMERICS_VERSION:
+        raise ValueError(
+            f"--numerics-version {args.numerics_version!r} does not match the installed "
+            f"cq_core ({NUMERICS_VERSION!r}): the workflow and the package disagree"
+        )
+    specs = [CellSpec.from_dict(cell) for cell in json.loads(args.cells)]
+    sweep_dir = Path(args.sweep_dir)
+    cells = [
+        (cell_store(sweep_dir.parent, sweep_dir.name, sigma_label(s.sigma), s.seed), s)
+        for s in specs
+    ]
+    start = time.perf_counter()
+    run_batch(
+        cells,
+        args.manifest,
+        block_size=args.block_size,
+        threads=args.threads,
+        processes={"auto": None, "true": True, "false": False}[args.processes],
+        scheduler_address=args.scheduler_address or None,
+        connect_timeout=args.connect_timeout,
+        worker_timeout=args.worker_timeout,
+        dask_min_trajectory_steps=args.dask_min_trajectory_steps,
+        after_store=None,  # TODO(stats): statistics_store.write_cell_statistics(store, ...)
+        log=logging.getLogger("cq_core.batch"),
+    )
+    LOGGER.info("batch %s done in %.2f s", args.manifest, time.perf_counter() - start)
+
+
 def _summarise(args: argparse.Namespace) -> None:
     import dask
 
@@ -102,7 +153,8 @@ def _summarise(args: argparse.Namespace) -> None:
 
     analysis = json.loads(args.analysis)
     start = time.perf_counter()
-    sweep = open_sweep(args.sweep_dir, cells=args.cells or None, numerics_version=NUMERICS_VERSION)
+    cells = _cell_paths(args.cells) or None
+    sweep = open_sweep(args.sweep_dir, cells=cells, numerics_version=NUMERICS_VERSION)
     LOGGER.info(
         "opened %d cell(s) of %s: %s", sweep.attrs["n_cells"], args.sweep_dir, dict(sweep.sizes)
     )
@@ -113,7 +165,7 @@ def _summarise(args: argparse.Namespace) -> None:
         fit_window=analysis.get("fit_window"),
     )
     with dask.config.set(scheduler="threads", num_workers=args.threads):
-        path = write_summary(summary, args.output)
+        path = write_summary(summary, _store(args.output))
     LOGGER.info("stored %s in %.2f s", path, time.perf_counter() - start)
 
 
@@ -132,6 +184,7 @@ def _open_cells(cells: Sequence[Path]):
     from .sweep import open_sweep
     from .version import NUMERICS_VERSION
 
+    cells = _cell_paths(cells)
     sweep_dir = Path(cells[0]).parents[2]
     return open_sweep(sweep_dir, cells=cells, numerics_version=NUMERICS_VERSION)
 
@@ -156,7 +209,7 @@ def _figure_summary(args: argparse.Namespace) -> None:
     from . import plots
     from .pipeline.summary_store import open_summary
 
-    summary = open_summary(args.summary)
+    summary = open_summary(_store(args.summary))
     if args.figure == "histograms":
         fig = plots.plot_sigma_z_histograms(summary)
     else:
@@ -168,7 +221,7 @@ def _figure_tradeoff(args: argparse.Namespace) -> None:
     from . import plots
     from .pipeline.summary_store import open_summary
 
-    fig = plots.plot_tradeoff([open_summary(path) for path in args.summaries])
+    fig = plots.plot_tradeoff([open_summary(_store(path)) for path in args.summaries])
     _save(fig, args.output, args.dpi)
 
 
@@ -176,7 +229,7 @@ def _table_born(args: argparse.Namespace) -> None:
     from .pipeline.summary_store import open_summary
     from .tables import born_table, born_table_html
 
-    table = born_table(open_summary(args.summary))
+    table = born_table(open_summary(_store(args.summary)))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.output, index=False)
     LOGGER.info("wrote %s (%d rows)", args.output, len(table))
@@ -186,17 +239,30 @@ def _table_born(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import verify
+
     parser = argparse.ArgumentParser(prog="python -m cq_core", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "verify",
-        help="read every chunk of the stored cells and name damaged or stale ones "
-        "(python -m cq_core verify results/ [--config config/config.yaml] [--repair])",
-        add_help=False,
+    # -v also after a subcommand (default SUPPRESS: it never overrides one given before it)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
     )
+    commands = parser.add_subparsers(dest="command", required=True)
 
-    cell = commands.add_parser("run-cell", help="run one cell on Dask and store it as Zarr")
+    def sub(group, name: str, **kwargs) -> argparse.ArgumentParser:
+        return group.add_parser(name, parents=[common], **kwargs)
+
+    checker = sub(
+        commands,
+        "verify",
+        help="read every chunk of the stored cells and name damaged or stale ones",
+        description=verify.DESCRIPTION,
+    )
+    verify.add_arguments(checker)
+    checker.set_defaults(action=verify.run)
+
+    cell = sub(commands, "run-cell", help="run one cell on Dask and store it as Zarr")
     cell.add_argument("--spec", required=True, help="the cell as JSON (CellSpec.to_json)")
     cell.add_argument("--output", required=True, type=Path, help="the .zarr store to write")
     cell.add_argument("--block-size", type=int, default=None, help="trajectories per Dask task")
@@ -218,7 +284,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     cell.set_defaults(action=_run_cell)
 
-    summary = commands.add_parser("summarise", help="summarise the cells of a sweep")
+    batch = sub(
+        commands, "run-batch", help="store every missing or stale cell of a batch in one process"
+    )
+    batch.add_argument("--sweep-dir", required=True, type=Path, help="results/<sweep>")
+    batch.add_argument("--cells", required=True, help="JSON list of the batch's cells")
+    batch.add_argument("--manifest", required=True, type=Path, help="the manifest to write")
+    batch.add_argument("--numerics-version", default=None, help="as for run-cell")
+    batch.add_argument(
+        "--dask-min-trajectory-steps",
+        type=int,
+        default=2_000_000,
+        help="smaller cells run in this process, without Dask",
+    )
+    batch.add_argument("--block-size", type=int, default=None, help="trajectories per block")
+    batch.add_argument("--threads", type=int, default=1, help="workers of the local cluster")
+    batch.add_argument(
+        "--processes", choices=("auto", "true", "false"), default="auto", help="as for run-cell"
+    )
+    batch.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler")
+    batch.add_argument("--connect-timeout", type=float, default=10.0, help="seconds")
+    batch.add_argument("--worker-timeout", type=float, default=60.0, help="seconds")
+    batch.set_defaults(action=_run_batch)
+
+    summary = sub(commands, "summarise", help="summarise the cells of a sweep")
     summary.add_argument("--sweep-dir", required=True, type=Path, help="results/<sweep>")
     summary.add_argument(
         "--analysis",
@@ -227,16 +316,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--output", required=True, type=Path, help="the summary.zarr to write")
     summary.add_argument("--threads", type=int, default=1, help="Dask threads")
-    summary.add_argument("cells", nargs="*", type=Path, help="cell stores (default: all)")
+    summary.add_argument(
+        "cells", nargs="*", type=Path, help="cell stores or batch manifests (default: all stores)"
+    )
     summary.set_defaults(action=_summarise)
 
-    figure = commands.add_parser("figure", help="draw a figure from stored cells or summaries")
+    figure = sub(commands, "figure", help="draw a figure from stored cells or summaries")
     figures = figure.add_subparsers(dest="figure", required=True)
     for name, help_text in (
         ("trajectories", "seed Fig. 1: realisations in the x-y plane, on the Bloch sphere"),
         ("mean_field", "stochastic realisations against the mean-field path"),
     ):
-        paths = figures.add_parser(name, help=help_text)
+        paths = sub(figures, name, help=help_text)
         paths.add_argument(
             "--cells", required=True, nargs="+", type=Path, help="cell stores of the sweep"
         )
@@ -253,10 +344,10 @@ def _parser() -> argparse.ArgumentParser:
         ("histograms", "seed Fig. 2: densities of <sigma_z> at the time slices"),
         ("decoherence", "C(t) per sigma and the fitted Gamma(sigma)"),
     ):
-        from_summary = figures.add_parser(name, help=help_text)
+        from_summary = sub(figures, name, help=help_text)
         from_summary.add_argument("--summary", required=True, type=Path, help="summary.zarr")
         from_summary.set_defaults(action=_figure_summary)
-    tradeoff = figures.add_parser("tradeoff", help="measured Gamma against D2 = sigma^2/2")
+    tradeoff = sub(figures, "tradeoff", help="measured Gamma against D2 = sigma^2/2")
     tradeoff.add_argument("summaries", nargs="+", type=Path, help="summary.zarr of each sweep")
     tradeoff.set_defaults(action=_figure_tradeoff)
     for parser_of_figure in figures.choices.values():
@@ -269,9 +360,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         parser_of_figure.add_argument("--dpi", type=int, default=None, help="PNG resolution")
 
-    table = commands.add_parser("table", help="write a table from a summary")
+    table = sub(commands, "table", help="write a table from a summary")
     tables = table.add_subparsers(dest="table", required=True)
-    born = tables.add_parser("born", help="Born rule / martingale check per sigma")
+    born = sub(tables, "born", help="Born rule / martingale check per sigma")
     born.add_argument("--summary", required=True, type=Path, help="summary.zarr")
     born.add_argument("--output", required=True, type=Path, help="the .csv to write")
     born.add_argument("--html", type=Path, default=None, help="also an .html view of the table")
@@ -282,12 +373,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m cq_core``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["verify"]:  # python -m cq_core verify results/ [--config F] [--repair]
-        from .verify import main as verify_main
-
-        return verify_main(argv[1:])
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
+    if args.command == "verify":  # its own exit statuses and messages
+        return args.action(args)
     try:
         args.action(args)
     except (ValueError, ConnectionError, FileNotFoundError) as err:

@@ -550,12 +550,8 @@ def repair(store: str | os.PathLike) -> str:
 # -------------------------------------------------------------------------- command line
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m cq_core.verify",
-        description="Check every cell store under a results directory: every chunk is read "
-        "and compared with the recorded cell. One line per bad store; exit status 1 if any.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The verify command's arguments (``python -m cq_core verify`` and ``cq_core.verify``)."""
     parser.add_argument("results", type=Path, help="the results directory (e.g. results/)")
     parser.add_argument(
         "--config",
@@ -574,9 +570,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+DESCRIPTION = (
+    "Check every cell store under a results directory: every chunk is read and compared "
+    "with the recorded cell. One line per bad store; exit status 1 if any."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(prog="python -m cq_core.verify", description=DESCRIPTION)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m cq_core.verify``; returns the exit status."""
-    args = _parser().parse_args(argv)
+    return run(_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run verify with parsed arguments (:func:`add_arguments`); returns the exit status."""
     if not args.results.is_dir():
         print(f"verify: {args.results} is not a directory", file=sys.stderr)
         return 2

@@ -244,7 +244,12 @@ def test_an_unreachable_scheduler_fails_the_cell_job_clearly_and_soon(tiny_workf
     address = f"tcp://127.0.0.1:{_unused_port()}"
     override = tmp_path / "unreachable.yaml"
     override.write_text(
-        yaml.safe_dump({"dask": {"scheduler_address": address, "connect_timeout": 2}})
+        yaml.safe_dump(
+            {
+                "dask": {"scheduler_address": address, "connect_timeout": 2},
+                "batch": {"dask_min_trajectory_steps": 1},  # every cell on the scheduler
+            }
+        )
     )
     dry = run_snakemake(tiny_workflow, "-n", "--quiet", "rules", "--configfile", str(override))
     assert dry.returncode == 0, dry.stdout + dry.stderr  # nothing to know before a job runs
@@ -254,8 +259,8 @@ def test_an_unreachable_scheduler_fails_the_cell_job_clearly_and_soon(tiny_workf
     elapsed = time.monotonic() - start
     assert result.returncode != 0
     assert elapsed < 120, f"took {elapsed:.0f} s"
-    assert "simulate_cell" in result.stderr
-    logs = sorted((tiny_workflow / "results" / "tiny" / "logs" / "cells").rglob("*.log"))
+    assert "simulate_batch" in result.stderr
+    logs = sorted((tiny_workflow / "results" / "tiny" / "logs" / "batches").rglob("*.log"))
     assert logs
     for log in logs:
         text = log.read_text()

@@ -3,7 +3,7 @@
 Real processes on 127.0.0.1 only: an external ``dask scheduler`` with two ``dask worker``
 processes (the fixture of ``test_cells``), and ``snakemake`` runs of a copy of the workflow
 (the helpers of ``test_pipeline``) with a small sweep of four cells, each a few seconds of
-``python -m cq_core run-cell`` (two blocks of the NumPy kernel). Every process started here is
+``python -m cq_core run-batch`` (two blocks of the NumPy kernel each). Every process started here is
 ended in a ``finally`` block or a fixture, by its id.
 
 The rerun command is the README's (the ``snakemake …`` of its first shell block), so that the
@@ -215,26 +215,23 @@ def test_a_killed_worker_leaves_the_cell_bit_identical(request, tmp_path):
 
 
 def _marked_incomplete(workdir: Path, store: Path) -> bool:
-    """Whether Snakemake still marks ``store`` as the output of a running job."""
+    """Whether Snakemake marks ``store`` as the output of a running job (never, with batches:
+    a store is not a Snakemake output but moved into place whole by its batch job)."""
     key = base64.urlsafe_b64encode(str(store.relative_to(workdir)).encode()).decode()
     return (workdir / ".snakemake" / "incomplete" / key).exists()
 
 
 def _cell_phase(workdir: Path, label: str, seed: int) -> str:
-    """``waiting`` (not started, or starting), ``computing``, ``finishing`` or ``stored``.
+    """``waiting`` (its batch job not started), ``computing`` (its batch job runs) or ``stored``.
 
-    *finishing* is from its last block to the moment Snakemake has recorded the job as done
-    (the store is written and moved into place in that window): the interruptions below
-    avoid it, so that which cells count as finished does not depend on the timing.
+    A store is moved into place whole, so a store at its final path is complete.
     """
     store = cell_path(workdir, label, seed)
-    log = workdir / "results" / "slow" / "logs" / "cells" / f"sigma={label}" / f"seed={seed}.log"
     if store.exists():
-        return "finishing" if _marked_incomplete(workdir, store) else "stored"
-    text = log.read_text() if log.exists() else ""
-    if f"block {BLOCKS}/{BLOCKS} done" in text:
-        return "finishing"
-    return "computing" if re.search(r"cq_core\.cells INFO: cell [0-9a-f]+:", text) else "waiting"
+        return "stored"
+    logs = (workdir / "results" / "slow" / "logs" / "batches").glob("*.log")
+    text = "".join(log.read_text() for log in logs)
+    return "computing" if " to compute " in text else "waiting"
 
 
 def _wait_until_gone(group: int, timeout: float) -> bool:
@@ -306,16 +303,14 @@ def test_an_interrupted_sweep_resumes_with_the_readme_command(finished, tmp_path
     assert done and len(done) < len(CELLS), interrupted.stdout
     for path in done.values():
         assert verify_store(path) == [], path
-    # a store moved into place in the last milliseconds before the signal, whose job
-    # Snakemake had not yet recorded as finished, is complete but its job is not: it is
-    # recomputed (to the same bytes, checked below) like any unfinished cell
-    done = {cell: path for cell, path in done.items() if not _marked_incomplete(workdir, path)}
+    # stores are not Snakemake outputs: a complete store is never marked incomplete
+    assert not any(_marked_incomplete(workdir, path) for path in done.values())
     assert done, interrupted.stdout
     before = {cell: store_state(path) for cell, path in done.items()}
 
     # the rerun recomputes exactly the unfinished cells (a dry run leaves any lock alone)
     locks = lock_files(workdir)
-    assert planned_jobs(workdir).get("simulate_cell") == len(CELLS) - len(done)
+    assert planned_jobs(workdir).get("simulate_batch") == 1  # the batch of the cells left
     assert lock_files(workdir) == locks
     # the README's command alone: a lock left by the killed run is removed, and said so
     rerun = subprocess.run(
@@ -335,6 +330,60 @@ def test_an_interrupted_sweep_resumes_with_the_readme_command(finished, tmp_path
     assert not list((workdir / "results").rglob("*.tmp*"))
     assert planned_jobs(workdir) == {}
     assert lock_files(workdir) == {}
+
+
+def test_a_job_that_outlived_its_killed_snakemake_keeps_the_lock_and_its_store(finished, tmp_path):
+    """kill -9 of Snakemake alone while its batch job computes (issue 21, the orphan case).
+
+    The README command run at once must neither take the lock (a job of the run still lives)
+    nor touch the orphan's temporary store; once the orphan has finished, it completes the
+    sweep, every store bit-identical to an uninterrupted run's.
+    """
+    workdir = slow_workflow(tmp_path / "repo")
+    output = workdir / "first.log"
+    with output.open("w") as sink:
+        first = subprocess.Popen(
+            readme_run_command(),
+            cwd=workdir,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            phases = [_cell_phase(workdir, *cell) for cell in CELLS]
+            if "stored" in phases and "computing" in phases:
+                break
+            assert first.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, f"no moment to interrupt: {phases}"
+            time.sleep(0.03)
+        os.kill(first.pid, signal.SIGKILL)  # Snakemake only: its batch job lives on
+        first.wait()
+        second = subprocess.run(
+            readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=300
+        )
+        orphan_alive = _wait_until_gone(first.pid, 0.01) is False
+        if orphan_alive:  # the usual case: refused while the orphan still computes
+            assert second.returncode != 0 and "LockException" in second.stderr, second.stderr
+            assert STALE_LOCK_MESSAGE not in second.stderr
+        assert _wait_until_gone(first.pid, STOP_TIMEOUT), "the orphan job did not finish"
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+        try:
+            os.killpg(first.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    rerun = subprocess.run(
+        readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    for cell in CELLS:
+        assert store_digest(cell_path(workdir, *cell)) == store_digest(cell_path(finished, *cell))
+    assert not list((workdir / "results").rglob("*.tmp*"))
+    assert planned_jobs(workdir) == {}
 
 
 def test_the_lock_of_a_live_run_is_kept(tmp_path):
@@ -426,8 +475,10 @@ def test_only_locks_of_runs_that_no_longer_run_are_removed(
     shutil.copytree(finished, workdir, symlinks=True)
     lock = workdir / ".snakemake" / "locks" / "0.output.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    stores = [str(cell_path(workdir, *cell).relative_to(workdir)) for cell in CELLS]
-    lock.write_text("\n".join(stores) + "\n")
+    # the run's outputs, as Snakemake lists them: the batch manifests and the summary
+    outputs = sorted((workdir / "results" / "slow" / "batches").glob("*.json"))
+    outputs.append(workdir / "results" / "slow" / "summary.zarr" / "zarr.json")
+    lock.write_text("\n".join(str(path.relative_to(workdir)) for path in outputs) + "\n")
     if changes is not None:
         stat = lock.stat()
         pid, start = ended_process
@@ -464,24 +515,27 @@ def test_only_locks_of_runs_that_no_longer_run_are_removed(
         assert "Nothing to be done" in rerun.stderr  # the finished sweep is kept as it is
 
 
-def test_a_store_killed_before_snakemake_recorded_it_does_not_stop_the_rerun(finished, tmp_path):
-    """SIGKILL between ``os.replace`` of a store and Snakemake's bookkeeping (a tiny window).
+def test_a_batch_killed_before_snakemake_recorded_it_does_not_stop_the_rerun(finished, tmp_path):
+    """SIGKILL between the manifest's ``os.replace`` and Snakemake's bookkeeping (a tiny window).
 
-    The store is complete (it was moved into place whole), but Snakemake still has its
-    incomplete marker. The marker is made here as Snakemake makes it at a job's start.
+    The manifest is complete, but Snakemake still has its incomplete marker. The marker is
+    made here as Snakemake makes it at a job's start; the rerun reruns the batch, which finds
+    every cell stored and keeps the stores as they are.
     """
     workdir = tmp_path / "repo"
     shutil.copytree(finished, workdir, symlinks=True)
-    store = cell_path(workdir, *CELLS[0])
-    key = base64.urlsafe_b64encode(str(store.relative_to(workdir)).encode()).decode()
+    (manifest,) = (workdir / "results" / "slow" / "batches").glob("*.json")
+    key = base64.urlsafe_b64encode(str(manifest.relative_to(workdir)).encode()).decode()
     marker = workdir / ".snakemake" / "incomplete" / key
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text('{"external_jobid": null}')
+    before = {cell: store_state(cell_path(workdir, *cell)) for cell in CELLS}
     rerun = subprocess.run(
         readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=600
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert store_digest(store) == store_digest(cell_path(finished, *CELLS[0]))
+    assert {cell: store_state(cell_path(workdir, *cell)) for cell in CELLS} == before
+    assert manifest.is_file()
 
 
 # ------------------------------------------------------------------------ damaged stores
@@ -618,8 +672,8 @@ def test_a_damaged_store_is_found_and_only_its_cell_is_recomputed(finished, tmp_
     else:
         shutil.rmtree(damaged)
     jobs = planned_jobs(workdir)
-    assert jobs.get("simulate_cell") == 1  # that cell alone, then its sweep's aggregate
-    assert set(jobs) <= {"simulate_cell", "summarise_sweep", "all"}
+    assert jobs.get("simulate_batch") == 1  # that cell's batch (which recomputes it alone)
+    assert set(jobs) <= {"simulate_batch", "summarise_sweep", "all"}
     rerun = subprocess.run(
         readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=600
     )
@@ -665,7 +719,7 @@ def test_a_changed_cell_setting_reruns_every_cell_of_its_sweep(finished, tmp_pat
     override = tmp_path / "more.yaml"
     override.write_text(yaml.safe_dump({"sweeps": {"slow": {"n_traj": 300}}}))
     jobs = planned_jobs(finished, override)
-    assert jobs.get("simulate_cell") == len(CELLS)
+    assert jobs.get("simulate_batch") == 1  # the one batch of the four cells
     assert jobs.get("summarise_sweep") == 1
 
 
@@ -686,6 +740,6 @@ def test_copied_results_of_another_config_are_never_summarised(finished, tmp_pat
     if result.returncode == 0:  # either every stale cell is planned for recomputation …
         assert "Nothing to be done" not in output, output
         table = output[output.index("Job stats:") :]
-        assert re.search(rf"^simulate_cell\s+{len(CELLS)}$", table, re.M), table
+        assert re.search(r"^simulate_batch\s+1$", table, re.M), table
     else:  # … or the dry run stops, naming the stale stores
         assert "stale" in output and f"sigma={CELLS[0][0]}" in output, output

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
+import xarray as xr
 from workflow_helpers import (
     config_override,
     copy_workflow,
@@ -39,8 +41,11 @@ def test_end_to_end_run_writes_cells_and_summary(workflow):
     sweep = workflow / "results" / "tiny"
     for sigma in ("1.0", "2.0"):
         assert (sweep / "cells" / f"sigma={sigma}" / "seed=0.zarr" / "zarr.json").is_file()
-        log = (sweep / "logs" / "cells" / f"sigma={sigma}" / "seed=0.log").read_text()
-        assert "block 2/2 done" in log and "trajectory-steps/s" in log
+    # both cells in one batch job, one process: its log says so
+    (log,) = (sweep / "logs" / "batches").glob("*.log")
+    text = log.read_text()
+    assert "cell 2/2 stored" in text and "trajectory-steps/s" in text, text
+    assert not list(sweep.rglob(".snakemake_timestamp"))
     summary = open_summary(sweep / "summary.zarr")
     assert set(SUMMARY_VARIABLES) <= set(summary.data_vars)
     assert summary.attrs["model"] == "linear" and summary.sizes["sigma"] == 2
@@ -48,6 +53,15 @@ def test_end_to_end_run_writes_cells_and_summary(workflow):
     assert cells.sizes["trajectory"] == 20 and list(cells["sigma"].values) == [1.0, 2.0]
     assert (sweep / "logs" / "summary.log").is_file()
     assert not list(sweep.rglob("*.tmp*"))
+
+
+def test_every_store_of_a_run_opens_silently_with_plain_open_zarr(workflow):
+    stores = sorted((workflow / "results").rglob("*.zarr"))
+    assert len(stores) == 3  # two cells and the summary
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for store in stores:
+            xr.open_zarr(store).load()
 
 
 def test_a_finished_run_is_up_to_date(workflow, tmp_path):
@@ -66,8 +80,23 @@ def test_new_sigma_or_seed_runs_only_new_cells_and_aggregates(
     workflow, tmp_path, change, new_cells
 ):
     jobs = planned_jobs(workflow, config_override(tmp_path, change))
-    assert jobs["simulate_cell"] == new_cells
+    assert jobs["simulate_batch"] == 1  # the batch of the new cells (which skips the others)
     assert jobs["summarise_sweep"] == 1
+    # run it: the stored cells are kept as they are, only the new ones are computed
+    workdir = tmp_path / "repo"
+    shutil.copytree(workflow, workdir, symlinks=True)
+    stores = sorted((workdir / "results" / "tiny" / "cells").glob("sigma=*/seed=*.zarr"))
+    before = {store: (store / "zarr.json").stat().st_mtime_ns for store in stores}
+    override = config_override(tmp_path, change)
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", str(override))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {store: (store / "zarr.json").stat().st_mtime_ns for store in stores} == before
+    after = sorted((workdir / "results" / "tiny" / "cells").glob("sigma=*/seed=*.zarr"))
+    assert len(after) == len(stores) + new_cells
+    logs = sorted((workdir / "results" / "tiny" / "logs" / "batches").glob("*.log"))
+    text = max(logs, key=lambda log: log.stat().st_mtime_ns).read_text()
+    assert f"{len(stores)} stored already, {new_cells} to compute" in text, text
+    assert planned_jobs(workdir, override) == {}
 
 
 @pytest.mark.parametrize(
@@ -77,7 +106,7 @@ def test_new_sigma_or_seed_runs_only_new_cells_and_aggregates(
 )
 def test_an_analysis_change_reruns_only_aggregates(workflow, tmp_path, analysis):
     jobs = planned_jobs(workflow, config_override(tmp_path, {"analysis": analysis}))
-    assert "simulate_cell" not in jobs
+    assert "simulate_batch" not in jobs
     assert jobs["summarise_sweep"] == 1
 
 
@@ -98,7 +127,7 @@ def test_a_numerics_version_change_reruns_cells(workflow, tmp_path):
     assert changed != text
     version.write_text(changed)
     jobs = planned_jobs(workflow, env={"PYTHONPATH": str(package.parent)})
-    assert jobs["simulate_cell"] == 2
+    assert jobs["simulate_batch"] == 1  # the one batch of both cells
     assert jobs["summarise_sweep"] == 1
 
 

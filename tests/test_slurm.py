@@ -10,6 +10,7 @@ with ``CQ_REQUIRE_SLURM=1`` (set by ``.ci/run``) they fail instead, so CI never 
   cells more than summaries; Snakemake accepts it in a dry run (no SLURM needed);
 - a small sweep through that profile (snakemake-executor-plugin-slurm) writes cell and
   summary stores bit-identical to a local ``snakemake --cores 2`` run of the same config;
+- a 1 000-cell sweep goes out in at most 50 SLURM jobs (its cells in batches);
 - a cell whose Dask workers are SLURM jobs of dask-jobqueue's ``SLURMCluster`` is
   bit-identical to a local run with another block size.
 """
@@ -217,7 +218,14 @@ def test_cells_on_dask_jobqueue_workers_are_bit_identical(slurm, local_sweep, tm
         via_config = copy_workflow(tmp_path / "via-config")
         dask_config = tmp_path / "dask.yaml"
         address = cluster.scheduler_address
-        dask_config.write_text(yaml.safe_dump({"dask": {"scheduler_address": address}}))
+        dask_config.write_text(
+            yaml.safe_dump(
+                {
+                    "dask": {"scheduler_address": address},
+                    "batch": {"dask_min_trajectory_steps": 1},  # tiny cells on Dask too
+                }
+            )
+        )
         began = time.monotonic()
         finish_snakemake(
             start_snakemake(via_config, "--cores", "2", "--configfile", str(dask_config))
@@ -229,7 +237,7 @@ def test_cells_on_dask_jobqueue_workers_are_bit_identical(slurm, local_sweep, tm
     print(f"dask-jobqueue: 2 workers up in {ready:.1f} s; tiny sweep on them {sweep_seconds:.1f} s")
     assert_stores_identical(remote, local)
     assert_sweeps_identical(via_config, local_sweep)
-    log = next((via_config / TINY["results"]).glob("*/logs/cells/*/*.log")).read_text()
+    log = next((via_config / TINY["results"]).glob("*/logs/batches/*.log")).read_text()
     assert address in log  # the cell really ran on the SLURM workers
 
 
@@ -274,8 +282,8 @@ def test_profile_asks_for_squeue_status_and_per_rule_resources():
     assert profile["slurm-status-command"] == "squeue"
     assert "cpus_per_task" not in profile["default-resources"]
     threads, resources = profile["set-threads"], profile["set-resources"]
-    assert threads["simulate_cell"] > threads["summarise_sweep"]
-    assert resources["simulate_cell"]["mem_mb"] > resources["summarise_sweep"]["mem_mb"]
+    assert threads["simulate_batch"] > threads["summarise_sweep"]
+    assert resources["simulate_batch"]["mem_mb"] > resources["summarise_sweep"]["mem_mb"]
     rules = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
     for rule in [*threads, *resources]:
         assert f"rule {rule}:" in rules, f"the profile names a rule that does not exist: {rule}"
@@ -294,8 +302,7 @@ def test_profile_dry_run_needs_no_slurm(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    n_cells = sum(len(s["sigma"]) * len(s["seeds"]) for s in TINY["sweeps"].values())
-    assert re.search(rf"^simulate_cell\s+{n_cells}$", result.stdout, re.MULTILINE), result.stdout
+    assert re.search(r"^simulate_batch\s+1$", result.stdout, re.MULTILINE), result.stdout
 
 
 @pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
@@ -307,9 +314,9 @@ def test_sweep_through_the_slurm_profile_matches_a_local_run(slurm, local_sweep,
         "--profile",
         str(PROFILE),
         *profile_overrides(slurm),
-        # one CPU per job, so that two cells run at once on a 2-CPU node
+        # one CPU per job, so that two jobs run at once on a 2-CPU node
         "--set-threads",
-        "simulate_cell=1",
+        "simulate_batch=1",
         "summarise_sweep=1",
     )
     try:
@@ -318,11 +325,79 @@ def test_sweep_through_the_slurm_profile_matches_a_local_run(slurm, local_sweep,
         slurm.cancel_jobs()
     print(f"tiny sweep through the SLURM profile: {time.monotonic() - began:.1f} s")
 
-    # the plugin names every job of a run <prefix>_<run id>: one per cell, one summary
-    n_cells = sum(len(s["sigma"]) * len(s["seeds"]) for s in TINY["sweeps"].values())
+    # the plugin names every job of a run <prefix>_<run id>: one batch of cells, one summary
     states = [state for job, state in slurm.jobs().values() if job.startswith(slurm.prefix + "_")]
-    assert states == ["COMPLETED"] * (n_cells + 1), slurm.jobs()
+    assert states == ["COMPLETED"] * 2, slurm.jobs()
     assert_sweeps_identical(on_slurm, local_sweep)
+
+
+# --- a 1 000-cell sweep in few SLURM jobs ----------------------------------------------------
+
+THOUSAND = {
+    **TINY,
+    "sweeps": {
+        "tiny": {
+            **TINY["sweeps"]["tiny"],
+            "sigma": [round(0.5 + 0.05 * i, 3) for i in range(40)],
+            "seeds": list(range(25)),
+            "n_traj": 2,
+            "t_final": 0.005,
+            "analysis": {**TINY["sweeps"]["tiny"]["analysis"], "time_slices": [0.0, 0.005]},
+        }
+    },
+}
+"""1 000 tiny cells (``linear``, 2 trajectories x 5 steps)."""
+MAX_JOBS_PER_1000_CELLS = 50
+
+
+def thousand_workflow(destination: Path) -> Path:
+    workdir = copy_workflow(destination)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(THOUSAND))
+    return workdir
+
+
+def test_a_thousand_cells_plan_few_slurm_jobs(tmp_path):
+    """The profile's dry run (no SLURM needed): the cells go out in batches."""
+    workdir = thousand_workflow(tmp_path / "workflow")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "-n", "--quiet", "rules"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={key: value for key, value in os.environ.items() if key != "SLURM_CONF"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    batches = int(re.search(r"^simulate_batch\s+(\d+)$", result.stdout, re.MULTILINE).group(1))
+    assert 2 <= batches <= MAX_JOBS_PER_1000_CELLS, result.stdout
+
+
+@pytest.mark.slow
+def test_a_thousand_cells_go_out_in_at_most_50_slurm_jobs(slurm, tmp_path):
+    """The cells of a 1 000-cell sweep through the profile: every cell stored, <= 50 jobs."""
+    workdir = thousand_workflow(tmp_path / "slurm")
+    began = time.monotonic()
+    process = start_snakemake(
+        workdir,
+        "--profile",
+        str(PROFILE),
+        *profile_overrides(slurm),
+        "--set-threads",
+        "simulate_batch=1",
+        "--until",
+        "simulate_batch",  # the cells; the summary of 1 000 cells is not SLURM's business
+    )
+    try:
+        finish_snakemake(process, timeout=900)
+    finally:
+        slurm.cancel_jobs()
+    print(f"1 000 tiny cells through the SLURM profile: {time.monotonic() - began:.1f} s")
+    jobs = [state for job, state in slurm.jobs().values() if job.startswith(slurm.prefix + "_")]
+    assert jobs and set(jobs) == {"COMPLETED"}, slurm.jobs()
+    assert len(jobs) <= MAX_JOBS_PER_1000_CELLS, len(jobs)
+    stores = list((workdir / "results" / "tiny" / "cells").glob("sigma=*/seed=*.zarr"))
+    assert len(stores) == 1000
 
 
 # --- a cell job cancelled mid-run ------------------------------------------------------------
@@ -372,25 +447,24 @@ def cancel_cells(workdir: Path) -> dict[str, Path]:
 
 
 def computing_cell(workdir: Path) -> str | None:
-    """A cell (σ label) whose job has started computing and not yet finished its last block."""
-    for label in cancel_cells(workdir):
-        log = workdir / "results" / "tiny" / "logs" / "cells" / f"sigma={label}" / "seed=0.log"
-        text = log.read_text() if log.exists() else ""
-        started = re.search(r"cq_core\.cells INFO: cell [0-9a-f]+:", text)
-        if started and f"block {CANCEL_BLOCKS}/{CANCEL_BLOCKS} done" not in text:
-            return label
-    return None
+    """The cell (σ label) the batch job computes now: its first cell is stored, this one not.
+
+    Both cells are in one batch job, which stores them one after the other.
+    """
+    stores = cancel_cells(workdir)
+    waiting = [label for label, path in stores.items() if not path.exists()]
+    return waiting[0] if len(waiting) == 1 else None
 
 
 def cell_job(slurm, label: str) -> str | None:
-    """Id of this test's running SLURM job of the cell with σ label ``label``.
+    """Id of this test's running SLURM batch job (the one job of both cells).
 
     The plugin puts the rule and its wildcards in the job's comment (squeue's %k).
     """
     result = slurm.run(["squeue", "-h", "--states=RUNNING", "-o", "%i|%j|%k"])
     for line in result.stdout.splitlines():
         job_id, name, comment = line.split("|", 2)
-        if name.startswith(slurm.prefix) and "simulate_cell" in comment and label in comment:
+        if name.startswith(slurm.prefix) and "simulate_batch" in comment:
             return job_id
     return None
 
@@ -405,14 +479,14 @@ def local_cancel_sweep(tmp_path_factory) -> Path:
 
 @pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
 def test_a_cancelled_cell_job_is_reported_and_only_it_is_rerun(slurm, local_cancel_sweep, tmp_path):
-    """scancel one cell job while it computes: the sweep fails naming it, leaves no store at
-    its final path, and a rerun through the same profile computes that cell alone; every
-    store then equals an uninterrupted local run's."""
+    """scancel the batch job while it computes its second cell: the sweep fails naming it,
+    leaves no store at that cell's final path, and a rerun through the same profile computes
+    that cell alone; every store then equals an uninterrupted local run's."""
     from cq_core.verify import verify_store
 
     workdir = cancel_workflow(tmp_path / "slurm")
     options = ["--profile", str(PROFILE), *profile_overrides(slurm)]
-    options += ["--set-threads", "simulate_cell=1", "summarise_sweep=1"]
+    options += ["--set-threads", "simulate_batch=1", "summarise_sweep=1"]
     began = time.monotonic()
     process = start_snakemake(workdir, *options)
     try:
@@ -432,7 +506,7 @@ def test_a_cancelled_cell_job_is_reported_and_only_it_is_rerun(slurm, local_canc
         slurm.cancel_jobs()
     failed_after = time.monotonic() - began
     assert process.returncode != 0, stderr[-4000:]
-    assert "simulate_cell" in stderr and job_id in stderr, stderr[-4000:]
+    assert "simulate_batch" in stderr and job_id in stderr, stderr[-4000:]
     assert "CANCELLED" in stderr, stderr[-4000:]
 
     stores = cancel_cells(workdir)
@@ -454,7 +528,12 @@ def test_a_cancelled_cell_job_is_reported_and_only_it_is_rerun(slurm, local_canc
     assert process.returncode == 0, stderr[-4000:]
     print(f"cancelled run: {failed_after:.1f} s; rerun: {time.monotonic() - began:.1f} s")
     table = stderr[stderr.index("Job stats:") :]
-    assert re.search(r"^simulate_cell\s+1$", table, re.MULTILINE), table  # that cell alone
+    assert re.search(r"^simulate_batch\s+1$", table, re.MULTILINE), table
+    log = max(
+        (workdir / "results" / "tiny" / "logs" / "batches").glob("*.log"),
+        key=lambda path: path.stat().st_mtime_ns,
+    ).read_text()
+    assert "1 stored already, 1 to compute" in log, log  # that cell alone
     after = {other: (p.stat().st_mtime_ns, sorted(p.rglob("*"))) for other, p in finished.items()}
     assert after == before  # the other cell's store was kept as it was
     reference = local_cancel_sweep / "results" / "tiny"

@@ -1,5 +1,7 @@
 # ==========================================================================================
-# Aggregates: one summary per sweep, read lazily from its cells with cq_core.open_sweep.
+# Aggregates: one summary per sweep, read lazily from its cells with cq_core.open_sweep; its
+# inputs are the sweep's batch manifests (which list the cells). The output is named by the
+# store's zarr.json, not as a directory(): Snakemake then writes nothing inside the store.
 # params hold only the summary settings (time slices, bins, fit window): changing them
 # reruns the summaries and nothing else; a new cell reruns its sweep's summary (input).
 # ==========================================================================================
@@ -7,9 +9,9 @@
 
 rule summarise_sweep:
     input:
-        cells=get_sweep_cells,
+        manifests=get_sweep_manifests,
     output:
-        summary=directory(f"{RESULTS}/{{sweep}}/summary.zarr"),
+        summary=f"{RESULTS}/{{sweep}}/summary.zarr/zarr.json",
     log:
         f"{RESULTS}/{{sweep}}/logs/summary.log",
     params:
@@ -21,4 +23,4 @@ rule summarise_sweep:
     shell:
         "{PYTHON:q} -m cq_core summarise --sweep-dir {RESULTS:q}/{wildcards.sweep:q}"
         " --analysis {params.analysis:q} --output {output.summary:q} --threads {threads}"
-        " {input.cells:q} 2> {log:q}"
+        " {input.manifests:q} 2> {log:q}"

@@ -1,5 +1,5 @@
 # ==========================================================================================
-# Figures and tables (SPEC §3): drawn from stored cells and summaries only, never by
+# Figures and tables (docs/physics.md): drawn from stored cells and summaries only, never by
 # re-simulating. Each sweep's analysis.figures picks its figures; figures.tradeoff names the
 # sweeps of the one trade-off figure. params hold only figure settings (config["figures"]),
 # so changing a figure setting reruns figure jobs and nothing upstream. PNGs (for the README
@@ -10,8 +10,8 @@
 
 rule figure_trajectories:
     input:
-        cells=get_sweep_cells,
-        mean_field_cells=get_mean_field_cells,
+        cells=get_sweep_manifests,
+        mean_field_cells=get_mean_field_manifests,
     output:
         png=report(
             f"{RESULTS}/{{sweep}}/figures/trajectories.png",
@@ -38,8 +38,8 @@ rule figure_trajectories:
 
 rule figure_mean_field:
     input:
-        cells=get_sweep_cells,
-        mean_field_cells=get_mean_field_cells,
+        cells=get_sweep_manifests,
+        mean_field_cells=get_mean_field_manifests,
     output:
         png=report(
             f"{RESULTS}/{{sweep}}/figures/mean_field.png",

@@ -1,35 +1,35 @@
 # ==========================================================================================
-# Cells: one job per (sweep, sigma, seed). Its trajectory blocks run on Dask (an in-process
-# cluster of `threads` workers, or dask.scheduler_address) and are stored atomically as
-# Zarr. params hold only what changes the stored numbers: the cell and the kernel's
-# numerics version (a numerics change reruns cells; a fresh clone with copied results does
-# not, because the command line is the rule's code and no script mtime is involved).
+# Cells, in batches: one job per (sweep, batch) runs `python -m cq_core run-batch` once, which
+# stores every cell of its batch that is missing or holds another cell, in one process
+# (cq_core/pipeline/batch.py), and writes the batch's manifest last. The manifest's name
+# holds the digest of its cells' hashes, and params hold the cells and the numerics version:
+# a changed cell, a numerics change or results copied from another config ask for another
+# manifest, while execution settings (dask.*, batch.dask_min_trajectory_steps) never rerun
+# anything. No directory() outputs: Snakemake writes nothing inside a store.
 # ==========================================================================================
 
 
-rule cell_stamp:
+rule batch_stamp:
     output:
-        stamp=touch(f"{RESULTS}/{{sweep}}/cells/sigma={{sigma}}/seed={{seed}}.zarr.{{hash}}.stamp"),
-    wildcard_constraints:
-        hash=r"[0-9a-f]{16}",
+        stamp=touch(f"{RESULTS}/{{sweep}}/batches/stamp"),
     localrule: True
 
 
-rule simulate_cell:
+rule simulate_batch:
     input:
-        stamp=get_cell_stamp,
+        stamp=get_batch_stamp,
     output:
-        cell=directory(f"{RESULTS}/{{sweep}}/cells/sigma={{sigma}}/seed={{seed}}.zarr"),
+        manifest=f"{RESULTS}/{{sweep}}/batches/{{batch}}-{{digest}}.json",
     log:
-        f"{RESULTS}/{{sweep}}/logs/cells/sigma={{sigma}}/seed={{seed}}.log",
+        f"{RESULTS}/{{sweep}}/logs/batches/{{batch}}-{{digest}}.log",
     params:
-        spec=get_cell_spec_json,
+        cells=get_batch_cells,
         numerics=NUMERICS_VERSION,
-    threads: get_cell_threads
+    threads: get_batch_threads
     resources:
-        mem_mb=get_cell_mem_mb,
-        runtime=get_cell_runtime,
+        mem_mb=get_batch_mem_mb,
+        runtime=get_batch_runtime,
     shell:
-        "{PYTHON:q} -m cq_core run-cell --spec {params.spec:q}"
-        " --numerics-version {params.numerics:q} --output {output.cell:q}"
-        " --threads {threads} {DASK_OPTIONS} 2> {log:q}"
+        "{PYTHON:q} -m cq_core run-batch --sweep-dir {RESULTS:q}/{wildcards.sweep:q}"
+        " --cells {params.cells:q} --numerics-version {params.numerics:q}"
+        " --manifest {output.manifest:q} --threads {threads} {DASK_OPTIONS} 2> {log:q}"
