@@ -144,28 +144,20 @@ def _run_batch(args: argparse.Namespace) -> None:
 
 
 def _summarise(args: argparse.Namespace) -> None:
-    import dask
-
-    from .analysis import summarise
+    """The sweep's summary merged from its cells' statistics (computed where missing)."""
+    from .pipeline.statistics_store import summarise_stores
     from .pipeline.summary_store import write_summary
-    from .sweep import open_sweep
+    from .sweep import sweep_cells
     from .version import NUMERICS_VERSION
 
     analysis = json.loads(args.analysis)
     start = time.perf_counter()
-    cells = _cell_paths(args.cells) or None
-    sweep = open_sweep(args.sweep_dir, cells=cells, numerics_version=NUMERICS_VERSION)
-    LOGGER.info(
-        "opened %d cell(s) of %s: %s", sweep.attrs["n_cells"], args.sweep_dir, dict(sweep.sizes)
+    cells = _cell_paths(args.cells) or sweep_cells(args.sweep_dir)
+    summary = summarise_stores(
+        cells, analysis, workers=args.threads, numerics_version=NUMERICS_VERSION
     )
-    summary = summarise(
-        sweep,
-        time_slices=analysis["time_slices"],
-        bins=analysis["hist_bins"],
-        fit_window=analysis.get("fit_window"),
-    )
-    with dask.config.set(scheduler="threads", num_workers=args.threads):
-        path = write_summary(summary, _store(args.output))
+    LOGGER.info("merged the statistics of %d cell(s) of %s", len(cells), args.sweep_dir)
+    path = write_summary(summary, _store(args.output))
     LOGGER.info("stored %s in %.2f s", path, time.perf_counter() - start)
 
 
