@@ -1,7 +1,7 @@
 """QuTiP 5 ``ssesolve`` on the quantum part of ``mass_superposition`` (optional).
 
 The classical point is frozen at r0 = (0, −0.5, 0): ``H = diag(V_L, V_R)`` and the three
-measurement operators ``K_k = F_k / (2σ)`` (SPEC §1, noise σ on each momentum component) are
+measurement operators ``K_k = F_k / (2σ)`` (docs/physics.md, noise σ on each momentum component) are
 constant, which is the most favourable case for QuTiP (no time-dependent coefficients). QuTiP
 is not a dependency of cq-sweep: install it with ``pip install qutip`` to include this row;
 without it the row is reported as ``null`` with the reason.

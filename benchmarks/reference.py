@@ -16,7 +16,7 @@ used for physics.
   a careful Python programmer's version, about 3× faster, kept to show how much of the
   speed-up is the loop itself.
 
-Model: ``mass_superposition`` with the defaults of SPEC §2.3 (G = 1, M = 10, m = 0.01, d = 1,
+Model: ``mass_superposition`` with the defaults of docs/models.md (G = 1, M = 10, m = 0.01, d = 1,
 ε = 0, φ = 0, r0 = (0, −0.5, 0), p0 = 0, ψ0 = |+⟩), each momentum component driven by its own
 Wiener increment.
 """

@@ -1,4 +1,4 @@
-"""A sweep cell: one model, one σ, one seed block of trajectories, run on Dask (SPEC §4).
+"""A sweep cell: one model, one σ, one seed block of trajectories, run on Dask (README.md).
 
 A *cell* is the unit of work of the pipeline: ``(model, params, σ, seed, base_seed, n_traj,
 t_final, dt, save_every, method, mode, excess, backend)``, described by the frozen
@@ -114,7 +114,7 @@ def decode_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class CellSpec:
-    """Everything that fixes the numbers stored for one cell (SPEC §4).
+    """Everything that fixes the numbers stored for one cell (README.md, "The sweep pipeline").
 
     Attributes
     ----------
@@ -124,13 +124,13 @@ class CellSpec:
     sigma
         Noise strength σ > 0 (model units).
     seed, base_seed
-        With the trajectory index they fix every Brownian increment (SPEC §4).
+        With the trajectory index they fix every Brownian increment (README.md).
     n_traj
         Trajectories of the cell, indices ``0 … n_traj − 1``.
     t_final, dt, save_every
         Final time and step (model units); every ``save_every``-th step is stored.
     method, mode, excess
-        Integrator, state form and decoherence above the minimum ``v`` (SPEC §1).
+        Integrator, state form and decoherence above the minimum ``v`` (docs/physics.md).
     backend
         Kernel: ``"numpy"``, ``"c"`` or ``"numba"`` (the fused kernels: equal to NumPy's
         to rounding, not bit for bit) or ``"auto"``. :meth:`resolved` fixes ``"auto"`` for
@@ -580,7 +580,7 @@ def _run_blocks(
 
 
 def run_cell(spec: CellSpec, **options: Any) -> xr.Dataset:
-    """Run every trajectory of a cell in blocks on Dask; return them as one Dataset (SPEC §4).
+    """Run every trajectory of a cell in blocks on Dask; return them as one Dataset (README.md).
 
     Options are those of :func:`iter_cell_blocks`. Returns the Dataset of
     :func:`cq_core.simulate` for trajectories ``0 … n_traj − 1`` (in memory), bit-identical to

@@ -1,4 +1,4 @@
-"""Command line of the pipeline: ``python -m cq_core <command>`` (SPEC §3, §4).
+"""Command line of the pipeline: ``python -m cq_core <command>`` (docs/physics.md, §4).
 
 The Snakemake rules call these thin commands (``shell:``), so a rule's code is its command
 line and the physics lives in the package: editing or touching a workflow file does not mark
@@ -13,7 +13,7 @@ cell rule passes it as a parameter).
     Open the given cells with :func:`cq_core.open_sweep`, compute the summary of
     :func:`cq_core.analysis.summarise` and store it atomically as ``summary.zarr``.
 ``figure <name>``
-    Draw one SPEC §3 figure with :mod:`cq_core.plots` from stored results only and write it
+    Draw one docs/physics.md figure with :mod:`cq_core.plots` from stored results only and write it
     to the given ``.png``/``.pdf`` paths: ``trajectories`` and ``mean_field`` from cell
     stores (a sweep and, optionally, its mean-field twin), ``histograms`` and
     ``decoherence`` from a ``summary.zarr``, ``tradeoff`` from several summaries.

@@ -1,4 +1,4 @@
-"""Sweeps: check a sweep's configuration, open its stored cells as one Dataset (SPEC §4).
+"""Sweeps: check a sweep's configuration, open its stored cells as one Dataset (README.md).
 
 A sweep directory ``results/<sweep>/`` holds one Zarr store per cell at
 ``cells/sigma=<repr(σ)>/seed=<seed>.zarr`` (written by :func:`cq_core.cells.write_cell`).

@@ -2,7 +2,7 @@
 
 ``NUMERICS_VERSION`` changes whenever a change to the kernel, the integrators or the noise
 stream can change stored numbers. Every stored cell records it, and the pipeline reruns cells
-whose recorded numerics version differs (SPEC §4).
+whose recorded numerics version differs (README.md, "The sweep pipeline").
 """
 
 from importlib.metadata import PackageNotFoundError, version

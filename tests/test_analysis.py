@@ -1,4 +1,4 @@
-"""Tests of :mod:`cq_core.analysis`: the summary variables of a sweep (SPEC §3).
+"""Tests of :mod:`cq_core.analysis`: the summary variables of a sweep (docs/physics.md).
 
 Small simulated sweeps with fixed seeds, stored as real Zarr cells and read back lazily with
 ``open_sweep`` (the aggregate rules' path), plus a synthetic check of the flag handling.

@@ -42,7 +42,7 @@ SIGMA_Z = np.array([1.0, -1.0])
 
 
 def leaky(lam: float = 1.0) -> Model:
-    """A qubit coupled to q (force on p) but with noise on q only: violates SPEC §1."""
+    """A qubit coupled to q (force on p) but with noise on q only: violates docs/physics.md."""
     return Model(
         name="leaky",
         params={"lam": lam},

@@ -240,7 +240,7 @@ def test_the_lazy_summary_equals_the_eager_one(measured):
     from_chunks, eager = summary_of(lazy), summary_of(loaded)
     assert_same_summary(from_chunks, eager, rtol=1e-8)  # the same sums in another order
 
-    # the same numbers from NumPy formulas on the loaded ψ (SPEC §3), flagged ones excluded
+    # the same numbers from NumPy formulas on the loaded ψ (docs/physics.md), flagged ones excluded
     a, b = (int(level) for level in loaded.attrs.get("basis_pair", (0, 1)))
     psi = loaded["psi"].transpose("sigma", "seed", "trajectory", "time", "level").values
     keep = (loaded["status"].transpose("sigma", "seed", "trajectory").values == 0)[..., None]

@@ -1,4 +1,4 @@
-"""End-to-end tests of the figure and table rules (SPEC §3, workflow/rules/figures.smk).
+"""End-to-end tests of the figure and table rules (docs/physics.md, workflow/rules/figures.smk).
 
 A tiny sweep of ``linear`` (two σ, 20 trajectories, ten steps) and its mean-field twin run
 once through real Snakemake in a temporary copy of the workflow (the helpers of

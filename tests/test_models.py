@@ -1,4 +1,4 @@
-"""The model registry and the built-in models of SPEC §2 (cq_core/models)."""
+"""The model registry and the built-in models of docs/models.md (cq_core/models)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_linear_operators():
 
 
 def test_mass_superposition_force_gap_at_r0():
-    """Δf = F_L − F_R at r0 = (0, −0.5, 0) has |Δf| ≈ 0.143 along x (SPEC §3)."""
+    """Δf = F_L − F_R at r0 = (0, −0.5, 0) has |Δf| ≈ 0.143 along x (docs/physics.md)."""
     model = cq_core.get_model("mass_superposition")
     forces = model.backreaction_operators(model.z0[None])[0]  # (3 axes, 2 levels)
     gap = forces[:, 0] - forces[:, 1]

@@ -1,4 +1,4 @@
-"""Statistical tests of the physics identities of SPEC §3 (and of the SDEs of SPEC §1).
+"""Statistical tests of the physics identities of docs/physics.md (and of its SDEs).
 
 Each test compares an ensemble average from :func:`cq_core.simulate` with an exact result.
 Tolerances are ``Z_TOL`` standard errors of the estimate. Sample sizes are chosen so that a
@@ -44,7 +44,7 @@ SZ = np.diag([1.0, -1.0]).astype(complex)
 SX = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=complex)
 ID2 = np.eye(2, dtype=complex)
 
-# `linear` with ω = 0 (SPEC §2.1): L_p = −2λσz, K = −(λ/σ)σz, Γ = (1+v)·2λ²/σ².
+# `linear` with ω = 0 (docs/models.md): L_p = −2λσz, K = −(λ/σ)σz, Γ = (1+v)·2λ²/σ².
 LAM, MASS, Q0, P0 = 1.0, 1.0, 0.0, 0.5
 LINEAR = dict(omega=0.0, lam=LAM, m=MASS, phi=2.0, q0=Q0, p0=P0, psi0=PSI0)
 LIN_SIGMA, LIN_T, LIN_DT, LIN_SAVE = 1.0, 1.0, 1e-3, 250
@@ -54,7 +54,7 @@ FORCE = {0: -2.0 * LAM, 1: 2.0 * LAM}  # force eigenvalue on |L⟩ (σz = +1) an
 
 
 def gamma_linear(sigma: float, excess: float = 0.0) -> float:
-    """SPEC §3: Γ = (1+v)·|Δf|²/(8σ²) = (1+v)·2λ²/σ² for `linear`."""
+    """docs/physics.md: Γ = (1+v)·|Δf|²/(8σ²) = (1+v)·2λ²/σ² for `linear`."""
     return (1.0 + excess) * 2.0 * LAM**2 / sigma**2
 
 
@@ -181,7 +181,7 @@ def _sz_without_record_drift(t: np.ndarray) -> np.ndarray:
 
 
 def test_martingale_linear_pure():
-    """SPEC §3: E[⟨σz⟩_t] = ⟨σz⟩_0 for all t when σz commutes with H_I (`linear`, ω = 0)."""
+    """docs/physics.md: E[⟨σz⟩_t] = ⟨σz⟩_0 for all t when σz commutes with H_I (`linear`, ω = 0)."""
     ds = linear_run()
     mean, se = mean_se(sigma_z(ds)[:, 1:])
     check_close("linear pure E<sz>", mean, se, SZ0)
@@ -191,14 +191,14 @@ def test_martingale_linear_pure():
 
 @pytest.mark.parametrize("excess", [0.0, 0.5])
 def test_martingale_linear_density(excess):
-    """SPEC §1, §3: E[Tr σz ρ_t] = ⟨σz⟩_0 in density mode, with v = 0 and v > 0."""
+    """docs/physics.md: E[Tr σz ρ_t] = ⟨σz⟩_0 in density mode, with v = 0 and v > 0."""
     ds = linear_run("density", excess)
     mean, se = mean_se(sigma_z(ds)[:, 1:])
     check_close(f"linear density v={excess} E<sz>", mean, se, SZ0)
 
 
 def test_martingale_mass_superposition():
-    """SPEC §3: E[⟨σz⟩_t] = ⟨σz⟩_0 for `mass_superposition` (H_I diagonal, σ = 0.02)."""
+    """docs/physics.md: E[⟨σz⟩_t] = ⟨σz⟩_0 for `mass_superposition` (H_I diagonal, σ = 0.02)."""
     ds = mass_run()
     mean, se = mean_se(sigma_z(ds)[:, 1:])
     check_close("mass_superposition E<sz>", mean, se, SZ0)
@@ -218,21 +218,21 @@ def _check_decoherence(ds, excess: float, label: str):
 
 
 def test_decoherence_law_pure():
-    """SPEC §3: C(t) = E[2|ρ01(t)|]/2|ρ01(0)| = exp(−Γt), Γ = 2λ²/σ² (`linear`, ω = 0)."""
+    """docs/physics.md: C(t) = E[2|ρ01(t)|]/2|ρ01(0)| = exp(−Γt), Γ = 2λ²/σ² (`linear`, ω = 0)."""
     ds = linear_run()
     _check_decoherence(ds, 0.0, "linear pure")
-    # for pure states 2|ρ01| = sqrt(1 − ⟨σz⟩²) (SPEC §3): the ψ are normalised
+    # for pure states 2|ρ01| = sqrt(1 − ⟨σz⟩²) (docs/physics.md): the ψ are normalised
     np.testing.assert_allclose(np.linalg.norm(ds.psi.values, axis=-1), 1.0, atol=1e-12)
 
 
 @pytest.mark.parametrize("excess", [0.0, 0.5, 2.0])
 def test_decoherence_law_density(excess):
-    """SPEC §3: in density mode C(t) = exp(−Γt) with Γ = (1+v)·2λ²/σ² (`linear`, ω = 0)."""
+    """docs/physics.md: in density mode C(t) = exp(−Γt) with Γ = (1+v)·2λ²/σ² (`linear`, ω = 0)."""
     _check_decoherence(linear_run("density", excess), excess, f"linear density v={excess}")
 
 
 def test_density_with_no_excess_is_the_pure_state_equation():
-    """SPEC §1: with v = 0 the density form is the pure-state SDE for ρ = |ψ⟩⟨ψ|.
+    """docs/physics.md: with v = 0 the density form is the pure-state SDE for ρ = |ψ⟩⟨ψ|.
 
     Both runs share their Brownian paths (same seed and trajectory indices), so ρ must equal
     |ψ⟩⟨ψ| trajectory by trajectory, to rounding.
@@ -275,7 +275,7 @@ def _check_born(sz_final: np.ndarray, label: str):
 
 
 def test_born_weights_linear():
-    """SPEC §3: the fraction of trajectories ending near |L⟩ is |⟨L|ψ0⟩|² (`linear`, ω = 0).
+    """docs/physics.md: the fraction of trajectories ending near |L⟩ is |⟨L|ψ0⟩|² (`linear`, ω = 0).
 
     σ = 0.5 (Γ = 8), T = 1.5: ΓT = 12.
     """
@@ -292,7 +292,7 @@ def test_born_weights_linear():
 
 
 def test_born_weights_mass_superposition():
-    """SPEC §3: Born weights for `mass_superposition` (default φ = 0).
+    """docs/physics.md: Born weights for `mass_superposition` (default φ = 0).
 
     σ = 0.007 (Γ ≈ 52 at r0), T = 0.25: ΓT ≈ 13, while the test mass moves ≲ 0.25.
     """
@@ -313,7 +313,7 @@ def test_born_weights_mass_superposition():
 
 @pytest.mark.parametrize("branch", [0, 1], ids=["L", "R"])
 def test_branch_conditioned_classical_moments(branch):
-    """SPEC §1 (ϱ(z,t) = E[δ(z − Z_t)ρ_t]): the diagonal block ϱ_bb of the CQ master equation.
+    """ϱ(z,t) = E[δ(z − Z_t)ρ_t] (docs/physics.md): the diagonal block ϱ_bb of the master equation.
 
     For `linear` (ω = 0) each block is |c_b|² times the law of a Langevin particle under the
     branch force f_b = ∓2λ:  p_t = p0 + f_b t + σW,  q_t = q0 + p0 t/m + f_b t²/(2m) + ...,
@@ -373,7 +373,7 @@ def _fisher_z(r: float, n: int) -> float:
 
 
 def test_momentum_noise_components_independent():
-    """SPEC §2.3: p_x, p_y, p_z of `mass_superposition` are driven by independent Wiener
+    """docs/models.md: p_x, p_y, p_z of `mass_superposition` are driven by independent Wiener
     processes.
 
     * The momentum increments Δp_k(t) = p_k(t) − p_k(0) are uncorrelated: Fisher z of the
@@ -414,7 +414,7 @@ def test_momentum_noise_components_independent():
 
 
 def test_momentum_noise_variance():
-    """SPEC §1–2.3: the momentum noise of `mass_superposition` is σ dW on each component.
+    """docs/physics.md.3: the momentum noise of `mass_superposition` is σ dW on each component.
 
     At t = 0.05, Var Δp_z = Var Δp_y = σ²t (the forces along y and z are the same on both
     branches at x ≈ 0, and the z force ∝ z adds a relative −ω²t²/3 ≈ −0.6 %, ≪ the SE ≈ 2.2 %).
@@ -468,7 +468,7 @@ def _matrix_elements(rho: np.ndarray) -> np.ndarray:
     [("pure", 0.0, 4000), ("density", 0.0, 3000), ("density", 1.0, 3000)],
 )
 def test_lindblad_non_commuting(mode, excess, n_traj):
-    """SPEC §1: the ensemble mean E[ρ_t] obeys the Lindblad equation, also when [H_I, K] ≠ 0.
+    """The ensemble mean E[ρ_t] obeys the Lindblad equation, also when [H_I, K] ≠ 0.
 
     `linear` with Ω = 3, φ = 1 and m = 1e9: q stays at q0 (checked), so H_I = φσz + Ωσx is
     constant and dE[ρ]/dt = −i[H_I, E ρ] + (1+v)(K Eρ K − ½{K², Eρ}) exactly. The default
@@ -508,7 +508,7 @@ MF_MASS = dict(G=1.0, M=10.0, m=0.01, d=1.0, eps=0.0, phi=5.0, r0=(0.0, -0.5, 0.
 
 
 def _mean_field_rhs_linear(_t, y):
-    """SPEC §1 mean field for `linear`: q̇ = p/m, ṗ = −2λ⟨σz⟩, ψ̇ = −i((2λq + φ)σz + Ωσx)ψ."""
+    """docs/physics.md mean field for `linear`: q̇ = p/m, ṗ = −2λ⟨σz⟩, ψ̇ = −i((2λq + φ)σz + Ωσx)ψ."""
     q, psi = y[0].real, y[2:]
     H = (2.0 * LAM * q + MF_LINEAR["phi"]) * SZ + MF_LINEAR["omega"] * SX
     sz = np.abs(psi[0]) ** 2 - np.abs(psi[1]) ** 2
@@ -516,7 +516,7 @@ def _mean_field_rhs_linear(_t, y):
 
 
 def _mean_field_rhs_mass(_t, y):
-    """SPEC §1 mean field for `mass_superposition`: ṙ = p/m, ṗ = Σ_X |ψ_X|² F_X(r),
+    """docs/physics.md mean field for `mass_superposition`: ṙ = p/m, ṗ = Σ_X |ψ_X|² F_X(r),
     ψ̇_X = −i(V_X(r) ± φ)ψ_X, with V_X = −GMm/√(|r − r_X|² + ε²), F_X = −∇V_X."""
     g = MF_MASS
     r, p, psi = y[:3].real, y[3:6].real, y[6:]
@@ -538,10 +538,10 @@ def _mean_field_rhs_mass(_t, y):
     ],
 )
 def test_mean_field_matches_ode(name, params, rhs, t_final, dts):
-    """SPEC §1: mode "mean_field" integrates dZ = ({Z, H_C} + ⟨L⟩)dt, dψ = −iH_Iψ dt.
+    """docs/physics.md: mode "mean_field" integrates dZ = ({Z, H_C} + ⟨L⟩)dt, dψ = −iH_Iψ dt.
 
     Compared with an independent `solve_ivp` (DOP853, rtol 1e-10) solution of the equations
-    written from SPEC §2: every trajectory is identical; the error falls by 16 ± 50 % when dt
+    written from docs/models.md: every trajectory is identical; the error falls by 16 ± 50 % when dt
     is halved (RK4 is fourth order); at dt = 1e-3 it is below 1e-9.
     """
     model = cq_core.get_model(name, **params)

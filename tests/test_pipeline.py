@@ -1,4 +1,4 @@
-"""End-to-end tests of the Snakemake pipeline (SPEC §4): real Snakemake, Dask and Zarr.
+"""End-to-end tests of the Snakemake pipeline (README.md): real Snakemake, Dask and Zarr.
 
 The repository's Snakefile, workflow/ and config/schema.yaml are copied into a temporary
 directory with a tiny config/config.yaml; the sweep runs once for real (``--cores 2``), and

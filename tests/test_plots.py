@@ -1,4 +1,4 @@
-"""Tests of :mod:`cq_core.plots` and :mod:`cq_core.tables` (SPEC §3 figures and tables).
+"""Tests of :mod:`cq_core.plots` and :mod:`cq_core.tables` (docs/physics.md figures and tables).
 
 Small real runs of :func:`cq_core.simulate` (a few hundred trajectories, coarse steps) and
 their summaries from :func:`cq_core.analysis.summarise`; figures are inspected through their
@@ -247,7 +247,7 @@ def test_force_gap_of_the_built_in_models(linear_summary):
     mass = cq_core.simulate(
         cq_core.get_model("mass_superposition"), sigma=0.02, n_traj=1, t_final=1e-3, dt=1e-4, seed=0
     )
-    assert np.sqrt(plots.force_gap_squared(mass)) == pytest.approx(0.143, abs=5e-4)  # SPEC §3
+    assert np.sqrt(plots.force_gap_squared(mass)) == pytest.approx(0.143, abs=5e-4)
 
 
 def test_tradeoff_bound_line_and_points(linear_summary, linear_density_summary):
