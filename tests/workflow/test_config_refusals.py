@@ -265,18 +265,35 @@ def workflow(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("config_refusals") / "repo")
 
 
+RSS_LAUNCHER = """
+import os, subprocess, sys
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+with open(sys.argv[1], "w") as sink:
+    sink.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+"""Runs a command and records its peak RSS (kB). ``ru_maxrss`` of a child includes the
+high-water mark of the process that forked it (Linux carries it across exec); started from
+this small launcher rather than from the test process (hundreds of MB late in the suite),
+the figure is Snakemake's own."""
+
+
 def dry_run(workdir: Path, *args: str) -> tuple[int, str, int]:
     """``snakemake -n --cores 1 …`` in ``workdir``: exit code, output, peak RSS (kB)."""
-    out = workdir / ".dry-run.out"
+    out, rss = workdir / ".dry-run.out", workdir / ".dry-run.rss"
+    command = [SNAKEMAKE, "-n", "--cores", "1", *args]
     with open(out, "w") as sink:
-        process = subprocess.Popen(
-            [SNAKEMAKE, "-n", "--cores", "1", *args], cwd=workdir, stdout=sink, stderr=sink
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    text = out.read_text()
+        code = subprocess.run(
+            [sys.executable, "-c", RSS_LAUNCHER, str(rss), *command],
+            cwd=workdir,
+            stdout=sink,
+            stderr=sink,
+        ).returncode
+    text, peak = out.read_text(), int(rss.read_text())
     out.unlink()
-    return process.returncode, text, usage.ru_maxrss
+    rss.unlink()
+    return code, text, peak
 
 
 def assert_refused(workdir: Path, code: int, output: str, rss: int, *says: str) -> None:
