@@ -40,6 +40,7 @@ import xarray as xr
 
 from .models import Model, get_model, params_to_json
 from .pipeline.locks import remove_stale_temporaries, write_writer_record
+from .pipeline.manifest import cell_identity, write_manifest
 from .simulate import Trajectories, _initial_state, _start, simulate, to_dataset
 from .validity import RunSettings, check_run
 from .version import NUMERICS_VERSION, __version__
@@ -849,6 +850,16 @@ def _store_ready(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def _store_identity(sample: xr.Dataset) -> dict[str, Any] | None:
+    """The manifest identity of a cell's store (None for a Dataset that records no cell)."""
+    cell_hash = sample.attrs.get("cell_hash")
+    if cell_hash is None or "sigma" not in sample.coords or "seed" not in sample.coords:
+        return None
+    return cell_identity(
+        cell_hash=cell_hash, sigma=float(sample["sigma"]), seed=int(sample["seed"])
+    )
+
+
 class _CellStoreWriter:
     """A cell store filled block by block in a temporary sibling path, then moved in place.
 
@@ -866,6 +877,7 @@ class _CellStoreWriter:
         self.temporary = _temporary_path(self.path)
         self.record = write_writer_record(self.path)
         sample = _store_ready(sample)
+        self.identity = _store_identity(sample)
         layout = _direct_layout(sample, n_traj)
         if layout is None:  # something only xarray's encoding knows how to store
             _xarray_layout(self.temporary, sample, n_traj)
@@ -880,6 +892,8 @@ class _CellStoreWriter:
         """Consolidate the complete store's metadata, move it into place (replacing an older
         one) and return its path."""
         consolidate(self.temporary)
+        if self.identity is not None:  # a cell: seal every byte before it is visible
+            write_manifest(self.temporary, identity=self.identity)
         moved = _move_into_place(self.temporary, self.path)
         self.record.unlink(missing_ok=True)
         return moved

@@ -8,10 +8,17 @@ store against all of that:
 
 * the root metadata is readable and records ``cell_spec``, ``cell_hash``,
   ``numerics_version`` and ``cq_core_version``; the recorded hash is the hash of the recorded
-  cell, and the numerics version is the installed one;
-* every array the cell must hold exists, with the dimensions and shape the recorded cell
-  implies (trajectories, saved times, phase-space components, levels), and the Dataset
-  attributes agree with the recorded cell;
+  cell, its model is a registered name (read as data: verify never imports or builds what a
+  store names), and the numerics version is the installed one;
+* **every file of the store** (each ``zarr.json`` and every chunk) has the content recorded
+  in the store's manifest (:mod:`cq_core.pipeline.manifest`, written when the store was
+  completed, its hashes keyed by the cell): an edited attribute, an added ``scale_factor``,
+  a deleted chunk that would read as its fill value, or a valid chunk moved in from another
+  store are all caught;
+* given the configuration's cell for the store's path (``verify_results`` with a config),
+  every array that cell must hold exists, with the dimensions and shape it implies
+  (trajectories, saved times, phase-space components, levels), and the Dataset attributes
+  agree with the recorded cell;
 * **every chunk of every array is read and decoded** (a truncated or corrupt chunk fails to
   decode; the stores' Zstandard compressor keeps a checksum of each chunk, so a chunk with
   even one changed byte fails too, ``Restored data doesn't match checksum``, instead of
@@ -33,7 +40,7 @@ of that check (root metadata only) for the workflow to call while parsing.
 
 Command line::
 
-    python -m cq_core.verify results/ [--config config/config.yaml ...] [--repair]
+    python -m cq_core verify results/ [--config config/config.yaml ...] [--repair]
 
 prints one line per bad cell store (its path, then its problems) and exits with status 1 if
 there is one, 0 if every store is sound (2 for unusable arguments). ``--repair`` moves every
@@ -44,7 +51,6 @@ next ``snakemake`` run recomputes exactly those cells (and the aggregates built 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import math
@@ -58,6 +64,8 @@ from typing import Any
 import numpy as np
 
 from .cells import TEMPORARY_SUFFIX, CellSpec
+from .pipeline.identity import recorded_cell, recorded_cell_hash
+from .pipeline.manifest import MANIFEST_GROUP, cell_identity, check_manifest
 from .solver.time_grid import step_times
 from .version import NUMERICS_VERSION
 
@@ -98,12 +106,7 @@ def recorded_hash(cell: Mapping[str, Any], numerics_version: str) -> str:
     The formula of :attr:`cq_core.cells.CellSpec.config_hash`, but for any numerics version,
     so that a store from another numerics version is still checked against its own cell.
     """
-    payload = json.dumps(
-        {"cell": CellSpec.from_dict(cell).to_dict(), "numerics_version": numerics_version},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return recorded_cell_hash(CellSpec.from_dict(cell).to_dict(), numerics_version)
 
 
 def _read_attrs(store: Path) -> dict[str, Any]:
@@ -245,10 +248,17 @@ def _values_problem(
 
 
 class _StoreCheck:
-    """The checks of :func:`verify_store` on one store (collects problems, never raises)."""
+    """The checks of :func:`verify_store` on one store (collects problems, never raises).
 
-    def __init__(self, store: Path):
+    ``trusted`` is the cell the configuration asks for at this store's path, if known: only
+    that cell's model is ever built (by its registered builder, as the pipeline builds it),
+    to check shapes and coordinates. The store's own text names a model but is never used to
+    build one.
+    """
+
+    def __init__(self, store: Path, trusted: CellSpec | None = None):
         self.store = store
+        self.trusted = trusted
         self.problems: list[str] = []
         self.spec: CellSpec | None = None
         self.status: dict[str, np.ndarray] = {}
@@ -262,20 +272,26 @@ class _StoreCheck:
         except ValueError as err:
             return [str(err)]
         self.check_attrs(attrs)
+        self.check_manifest(attrs)
         layout: Layout = {}
         values: dict[str, Any] = {}
         method = attrs.get("method")
-        if self.spec is not None:
+        if self.trusted is not None and self.trusted.config_hash == attrs.get("cell_hash"):
             try:
-                layout, values, method = _expected_layout(self.spec)
-            except Exception as err:  # e.g. a user model that is not importable here
+                layout, values, method = _expected_layout(self.trusted)
+            except Exception as err:  # e.g. a user model whose package is not installed here
                 self.problems.append(
-                    f"the recorded cell cannot be rebuilt here ({type(err).__name__}: {err}); "
-                    "shapes and coordinates were not checked against it"
+                    f"the configuration's cell cannot be built here ({type(err).__name__}: "
+                    f"{err}); shapes and coordinates were not checked against it"
                 )
         t_final = self.spec.t_final if self.spec is not None else None
         names = sorted(
-            {p.name for p in self.store.iterdir() if (p / "zarr.json").is_file()} | set(layout)
+            {
+                p.name
+                for p in self.store.iterdir()
+                if (p / "zarr.json").is_file() and p.name != MANIFEST_GROUP
+            }
+            | set(layout)
         )
         sizes: dict[str, tuple[int, str]] = {}
         for name in names:
@@ -289,32 +305,36 @@ class _StoreCheck:
         missing = [key for key in REQUIRED_ATTRS if key not in attrs]
         if missing:
             self.problems.append(f"the root metadata records no {', '.join(missing)}")
-        if "cell_spec" in attrs:
-            try:
-                self.spec = CellSpec.from_json(attrs["cell_spec"])
-            except (TypeError, ValueError) as err:
-                self.problems.append(f"the recorded cell_spec is unreadable ({err})")
+            return
         numerics = attrs.get("numerics_version")
-        if numerics is not None and numerics != NUMERICS_VERSION:
+        if numerics != NUMERICS_VERSION:
             self.problems.append(
                 f"computed with numerics version {numerics!r}, but cq_core is at "
                 f"{NUMERICS_VERSION!r}: recompute it"
             )
-        if self.spec is None:
+        try:  # read as data: the model must be a registered name; nothing is built
+            recorded_cell(attrs)
+            self.spec = CellSpec.from_json(attrs["cell_spec"])
+        except (TypeError, ValueError) as err:
+            self.problems.append(str(err))
             return
-        if "cell_hash" in attrs and numerics is not None:
-            expected = recorded_hash(self.spec.to_dict(), str(numerics))
-            if attrs["cell_hash"] != expected:
-                self.problems.append(
-                    f"the recorded cell_hash {str(attrs['cell_hash'])[:12]}… is not the hash "
-                    f"of the recorded cell_spec ({expected[:12]}…)"
-                )
         for key in ATTRS_FROM_SPEC:
             if key in attrs and attrs[key] != getattr(self.spec, key):
                 self.problems.append(
                     f"attribute {key} = {attrs[key]!r} disagrees with the recorded cell_spec "
                     f"({getattr(self.spec, key)!r})"
                 )
+
+    def check_manifest(self, attrs: Mapping[str, Any]) -> None:
+        """Every byte of the store (metadata included) against the manifest written when the
+        store was completed, its hashes keyed by this cell (a chunk or a whole manifest from
+        another store does not match)."""
+        identity = None
+        if self.spec is not None:
+            identity = cell_identity(
+                cell_hash=attrs["cell_hash"], sigma=self.spec.sigma, seed=self.spec.seed
+            )
+        self.problems.extend(check_manifest(self.store, identity=identity))
 
     def check_array(
         self,
@@ -397,18 +417,21 @@ class _StoreCheck:
                 self.problems.append(f"status and status_time disagree in chunk {key}")
 
 
-def verify_store(path: str | os.PathLike) -> list[str]:
+def verify_store(path: str | os.PathLike, cell: CellSpec | None = None) -> list[str]:
     """Problems found in one cell store (an empty list: the store is sound).
 
-    Reads every chunk of every array; see the module docstring for what is checked. Never
-    raises for a damaged store: each problem is one line of text naming the array and chunk
-    (``chunk psi/c/1/0/0 cannot be read (RuntimeError: Zstd decompression error …)``,
-    ``chunk classical/c/0/0/0 is missing``, ``computed with numerics version '0' …``).
+    Reads every byte: every file against the store's manifest (metadata included), and every
+    chunk of every array decoded and its values checked; see the module docstring. ``cell``:
+    the cell the configuration asks for at this path (then shapes and coordinate values are
+    checked against the cell that cell's model implies). Never raises for a damaged store:
+    each problem is one line of text naming the file, array or chunk (``chunk psi/c/1/0/0
+    cannot be read (RuntimeError: Zstd decompression error …)``, ``psi/zarr.json: content
+    differs from the manifest …``, ``computed with numerics version '0' …``).
     """
     store = Path(path)
     if not store.is_dir():
         return ["no such store" if not store.exists() else "not a directory"]
-    return _StoreCheck(store).run()
+    return _StoreCheck(store, cell).run()
 
 
 # --------------------------------------------------------------------- the results tree
@@ -496,10 +519,7 @@ def verify_results(
     wanted: dict[str, dict[tuple[str, int], CellSpec]] = {}
     report: dict[Path, list[str]] = {}
     for store in cell_stores(results_dir):
-        problems = verify_store(store)
-        where = _path_problem(store)
-        if where is not None:
-            problems.append(where)
+        spec = None
         if config is not None:
             sweep = store.parents[2].name
             if sweep not in wanted:
@@ -507,9 +527,13 @@ def verify_results(
             seed = store.stem.partition("=")[2]
             cell = (store.parent.name.removeprefix("sigma="), int(seed) if seed.isdigit() else -1)
             spec = wanted[sweep].get(cell)
-            reason = stale_reason(store, spec) if spec is not None else None
-            if reason is not None:
-                problems.append(reason)
+        problems = verify_store(store, spec)
+        where = _path_problem(store)
+        if where is not None:
+            problems.append(where)
+        reason = stale_reason(store, spec) if spec is not None else None
+        if reason is not None:
+            problems.append(reason)
         report[store] = problems
     return report
 

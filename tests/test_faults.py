@@ -24,6 +24,7 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -575,9 +576,15 @@ DAMAGE = {
         "chunk classical/c/0/0/0 cannot be read",
     ),
     "status-chunk-deleted": (lambda s: (s / "status/c/0").unlink(), "chunk status/c/0 is missing"),
-    "time-chunk-deleted": (lambda s: (s / "time/c/0").unlink(), "chunk time/c/0 is missing"),
+    "time-chunk-deleted": (
+        lambda s: (s / "time/c/0").unlink(),
+        "time/c/0: missing (listed in the manifest)",
+    ),
     "sigma-chunk-truncated": (lambda s: _truncate(s / "sigma/c"), "chunk sigma/c cannot be read"),
-    "array-deleted": (lambda s: shutil.rmtree(s / "status_time"), "array status_time is missing"),
+    "array-deleted": (
+        lambda s: shutil.rmtree(s / "status_time"),
+        "status_time/zarr.json: missing (listed in the manifest)",
+    ),
     "root-metadata-deleted": (lambda s: (s / "zarr.json").unlink(), "no zarr.json"),
     "hash-altered": (
         lambda s: _edit_attrs(s, cell_hash="0" * 64),
@@ -585,10 +592,41 @@ DAMAGE = {
     ),
     "spec-altered": (
         lambda s: _edit_attrs(s, cell_spec=TINY_CELL.resolved().to_json().replace("30", "40")),
-        "the recorded cell implies",
+        "is not the hash of the recorded cell_spec",
+    ),
+    "spec-and-hash-altered": (  # a consistent edit of the recorded cell: the manifest tells
+        lambda s: _edit_attrs(
+            s,
+            cell_spec=(edited := replace(TINY_CELL, n_traj=40).resolved()).to_json(),
+            cell_hash=edited.config_hash,
+        ),
+        "(the store belongs to another cell)",
+    ),
+    "model-params-edited": (
+        lambda s: _edit_attrs(s, model_params='{"G": 2.0}'),
+        "zarr.json: content differs from the manifest",
+    ),
+    "scale-factor-added": (  # every value read through xarray would double
+        lambda s: _edit_array_attrs(s / "classical", scale_factor=2.0),
+        "classical/zarr.json: content differs from the manifest",
+    ),
+    "status-pair-deleted": (  # the flagged trajectory would read as ok
+        lambda s: [(s / name / "c/0").unlink() for name in ("status", "status_time")],
+        "status/c/0: missing (listed in the manifest)",
     ),
     "old-numerics": (lambda s: _edit_attrs(s, numerics_version="0"), "numerics version '0'"),
+    "model-not-registered": (
+        lambda s: _edit_attrs(s, cell_spec=TINY_CELL.to_json().replace('"linear"', '"os:system"')),
+        "the store names model 'os:system', which is not registered",
+    ),
 }
+
+
+def _edit_array_attrs(array: Path, **changes: object) -> None:
+    metadata = array / "zarr.json"
+    meta = json.loads(metadata.read_text())
+    meta.setdefault("attributes", {}).update(changes)
+    metadata.write_text(json.dumps(meta))
 
 
 def test_verify_hash_is_the_cell_hash():
@@ -608,6 +646,43 @@ def test_verify_store_names_each_kind_of_damage(sound_store, tmp_path, damage):
     harm(store)
     problems = verify_store(store)
     assert problems and any(expected in problem for problem in problems), problems
+
+
+def test_verify_checks_shapes_and_coordinates_against_the_configured_cell(sound_store, tmp_path):
+    cell = TINY_CELL.resolved()  # the configuration's cell at this path: its model is built
+    assert verify_store(sound_store, cell) == []
+    store = tmp_path / sound_store.name
+    shutil.copytree(sound_store, store)
+    shutil.rmtree(store / "status_time")
+    problems = verify_store(store, cell)
+    assert "array status_time is missing" in problems, problems
+    (store / "time/c/0").unlink()
+    assert "chunk time/c/0 is missing" in verify_store(store, cell)
+
+
+def test_verify_catches_a_valid_chunk_moved_in_from_another_seed(sound_store, tmp_path):
+    other_cell = replace(TINY_CELL, seed=3)
+    other = write_cell(run_cell(other_cell, block_size=10), tmp_path / "seed=3.zarr")
+    assert verify_store(other) == []
+    store = tmp_path / sound_store.name
+    shutil.copytree(sound_store, store)
+    shutil.copyfile(other / "psi/c/0/0/0", store / "psi/c/0/0/0")  # decodes: a valid chunk
+    assert verify_store(store) == [
+        "psi/c/0/0/0: content differs from the manifest "
+        f"({(store / 'psi/c/0/0/0').stat().st_size} bytes, "
+        f"{(sound_store / 'psi/c/0/0/0').stat().st_size} recorded)"
+    ]
+
+
+def test_verify_never_builds_the_model_a_store_names(sound_store, tmp_path, monkeypatch):
+    import cq_core.models.registry as registry
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("verify built a model from a store's text")
+
+    monkeypatch.setattr(registry, "get_model", refuse)
+    monkeypatch.setattr(CellSpec, "build_model", refuse)
+    assert verify_store(sound_store) == []
 
 
 def _damage(store: Path, how: str) -> str:

@@ -106,14 +106,16 @@ def manifest_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
     return dict(sorted(canonical.items()))
 
 
-def cell_identity(*, cell_hash: str, sweep: str, sigma: float, seed: int) -> dict[str, Any]:
-    """The identity of a sweep's cell store: what the writer records and verify expects.
+def cell_identity(*, cell_hash: str, sigma: float, seed: int) -> dict[str, Any]:
+    """The identity of a cell store: what the writer records and verify expects.
 
-    ``cell_hash`` is the cell's ``config_hash``; ``sweep``, ``sigma`` and ``seed`` are those of
-    the store's path ``<results>/<sweep>/cells/sigma=<σ>/seed=<seed>.zarr``. One function for
-    both sides, so that they build the same mapping.
+    ``cell_hash`` is the cell's ``config_hash`` (it covers the model, its parameters and
+    every run setting); ``sigma`` and ``seed`` are the cell's, as the store's path
+    ``<results>/<sweep>/cells/sigma=<σ>/seed=<seed>.zarr`` names them. One function for both
+    sides, so that they build the same mapping. Two sweeps whose cells have the same hash
+    hold the same numbers, so the sweep's name is not part of the identity.
     """
-    return manifest_identity({"cell_hash": cell_hash, "sweep": sweep, "sigma": sigma, "seed": seed})
+    return manifest_identity({"cell_hash": cell_hash, "sigma": sigma, "seed": seed})
 
 
 def _dumps(data: Any) -> str:

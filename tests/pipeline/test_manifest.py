@@ -44,8 +44,8 @@ def cell_spec(seed: int) -> CellSpec:
     return CellSpec(seed=seed, **CELL).resolved()
 
 
-def identity(spec: CellSpec, sweep: str = "test") -> dict:
-    return cell_identity(cell_hash=spec.config_hash, sweep=sweep, sigma=spec.sigma, seed=spec.seed)
+def identity(spec: CellSpec) -> dict:
+    return cell_identity(cell_hash=spec.config_hash, sigma=spec.sigma, seed=spec.seed)
 
 
 def make_store(path: Path, seed: int) -> Path:
@@ -53,8 +53,7 @@ def make_store(path: Path, seed: int) -> Path:
     spec = cell_spec(seed)
     ds = spec.simulate()
     ds.attrs.update(cell_spec=spec.to_json(), cell_hash=spec.config_hash)
-    write_cell(ds, path)
-    write_manifest(path, identity=identity(spec))
+    write_cell(ds, path)  # writes the manifest before the store is moved into place
     return path
 
 
@@ -242,11 +241,20 @@ def test_whole_manifest_swapped_with_chunks_is_caught(pristine, store):
     assert "zarr.json: content differs from the manifest" in "\n".join(problems)
 
 
-def test_store_of_another_sweep_is_caught(store):
-    assert check_manifest(store, identity=identity(cell_spec(1), sweep="other")) == [
-        f"{MANIFEST_NAME}: identity sweep = 'test' recorded, 'other' expected "
-        "(the store belongs to another cell)"
-    ]
+def test_store_of_another_cell_is_caught(store):
+    other = identity(cell_spec(2))
+    problems = check_manifest(store, identity=other)
+    assert f"{MANIFEST_NAME}: identity seed = 1 recorded, 2 expected" in "\n".join(problems)
+    assert all(p.endswith("(the store belongs to another cell)") for p in problems), problems
+
+
+def test_the_cell_writer_seals_every_store_it_completes(store):
+    # write_cell (and so run_cell_to_store and the batch jobs, which share its writer)
+    # leaves a manifest that the store's own recorded identity checks clean
+    attrs = read_cell_attrs(store)
+    spec = CellSpec.from_json(attrs["cell_spec"])
+    assert check_manifest(store, identity=identity(spec)) == []
+    assert (store / MANIFEST_NAME).is_file()
 
 
 def test_identity_canonical_numbers_and_refusals(store):
