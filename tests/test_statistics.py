@@ -11,6 +11,7 @@ leaving its domain (flagged), stored as real cells and read back lazily.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -26,7 +27,7 @@ from cq_core.analysis import (
     summarise,
     summary_from_statistics,
 )
-from cq_core.cells import CellSpec, write_cell
+from cq_core.cells import CellSpec, run_cell, write_cell
 from cq_core.pipeline import statistics_store
 from cq_core.pipeline.statistics_store import (
     read_statistics,
@@ -228,3 +229,24 @@ def test_stale_cells_and_bad_workers_are_refused(sweeps):
         summarise_stores(paths, SETTINGS, workers=0)
     with pytest.raises(ValueError, match="numerics version '1', not '0'"):
         summarise_stores(paths, SETTINGS, workers=1, numerics_version="0")
+
+
+def test_a_tampered_cell_store_is_never_summarised(tmp_path):
+    # cells stored as the pipeline stores them (run_cell records the cell: the writer seals it)
+    run = dict(RUNS["linear"], n_traj=12, sigma=1.0)
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / "sweep" / "cells" / "sigma=1.0" / f"seed={seed}.zarr"
+        write_cell(run_cell(CellSpec(seed=seed, **run).resolved()), path)
+        paths.append(path)
+    summarise_stores(paths, SETTINGS, workers=1)  # sound: summarised, statistics written
+    metadata = paths[1] / "classical" / "zarr.json"
+    meta = json.loads(metadata.read_text())
+    meta.setdefault("attributes", {})["scale_factor"] = 2.0  # xarray would double every value
+    metadata.write_text(json.dumps(meta))
+    changed = {**SETTINGS, "hist_bins": 4}  # new settings: the trajectories must be read
+    with pytest.raises(ValueError, match="does not match its manifest") as caught:
+        summarise_stores(paths, changed, workers=1)
+    assert str(paths[1]) in str(caught.value)
+    assert "classical/zarr.json: content differs from the manifest" in str(caught.value)
+    assert read_statistics(paths, changed)[1] is None  # nothing was written for it

@@ -38,9 +38,14 @@ from ..analysis.sweeps import (
     stack_statistics,
     statistics_record,
 )
+from . import manifest
 
 __all__ = [
     "STATISTICS_SUFFIX",
+    "ANALYSIS_FILE",
+    "check_sealed",
+    "read_analysis_settings",
+    "write_analysis_settings",
     "compute_cell_statistics",
     "read_statistics",
     "statistics_path",
@@ -223,14 +228,47 @@ def _open_cell(store_path: Path) -> tuple[xr.Dataset, int | None]:
     return ds, block
 
 
+def check_sealed(store_path: str | os.PathLike) -> None:
+    """``ValueError`` unless the cell store at ``store_path`` matches its manifest.
+
+    A store that records a cell (``cell_hash``) must carry the manifest written when it was
+    completed (:func:`cq_core.pipeline.manifest.write_manifest`), and every file must have the
+    recorded content, keyed by that cell. The message names the store, its first problems
+    and the remedy. A store that records no cell (a bare ``simulate`` result) is not checked.
+    """
+    store = Path(store_path)
+    try:
+        with (store / "zarr.json").open(encoding="utf-8") as handle:
+            attrs = json.load(handle).get("attributes", {})
+        spec = json.loads(attrs["cell_spec"])
+        identity = manifest.cell_identity(
+            cell_hash=attrs["cell_hash"], sigma=spec["sigma"], seed=spec["seed"]
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # not a cell store: nothing to hold it against (reading it will tell)
+    problems = manifest.check_manifest(store, identity=identity)
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f"; … {len(problems) - 3} more" if len(problems) > 3 else ""
+        )
+        raise ValueError(
+            f"cell store {store} does not match its manifest, so it is not summarised: "
+            f"{shown} (python -m cq_core verify <results> --repair moves it aside; the next "
+            "snakemake run recomputes it)"
+        )
+
+
 def compute_cell_statistics(
     store_path: str | os.PathLike, settings: Mapping[str, Any], *, write: bool = True
 ) -> xr.Dataset:
     """Statistics of a stored cell from its trajectories (stored chunk by stored chunk).
 
     With ``write`` (default) they are also written beside the store
-    (:func:`write_cell_statistics`), so that the next summary reads them.
+    (:func:`write_cell_statistics`), so that the next summary reads them. A cell store is
+    read only if every byte of it matches its manifest (:func:`check_sealed`): a tampered or
+    damaged store raises ``ValueError`` and is never summarised.
     """
+    check_sealed(store_path)
     ds, block = _open_cell(Path(store_path))
     stats = cell_statistics(ds, settings, block_size=block)
     if write:
@@ -324,6 +362,43 @@ def summarise_stores(
     if len(sweeps) == 1 and "sweep" not in summary.attrs:
         summary.attrs["sweep"] = sweeps.pop()
     return summary
+
+
+ANALYSIS_FILE = "analysis.json"
+"""``results/<sweep>/analysis.json``: the analysis settings the cell jobs compute statistics
+with when they store a cell. Written by the workflow before its jobs start; it is not an
+input of the cell jobs (a changed analysis setting must rerun the summaries, never the
+cells): a cell stored under other settings has statistics the summary recomputes."""
+
+
+def write_analysis_settings(sweep_dir: str | os.PathLike, settings: Mapping[str, Any]) -> Path:
+    """Record a sweep's analysis settings in ``<sweep_dir>/analysis.json`` (atomically).
+
+    The file is rewritten only when the settings changed (its mtime means something).
+    ``ValueError`` for settings :func:`cq_core.analysis.settings_hash` refuses.
+    """
+    settings_hash(settings)
+    path = Path(sweep_dir) / ANALYSIS_FILE
+    text = json.dumps(dict(settings), sort_keys=True, indent=1) + "\n"
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def read_analysis_settings(sweep_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The settings :func:`write_analysis_settings` recorded, or None (none, or unusable:
+    then no statistics are written at store time and the summary computes them)."""
+    path = Path(sweep_dir) / ANALYSIS_FILE
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        settings_hash(settings)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return settings if isinstance(settings, dict) else None
 
 
 def _main(argv: Sequence[str]) -> None:
