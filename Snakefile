@@ -47,6 +47,7 @@ include: "workflow/rules/common.smk"
 
 
 from cq_core.pipeline.locks import record_lock_owner, remove_stale_locks
+from cq_core.pipeline.statistics_store import write_analysis_settings
 
 
 # ------------------------------------------------------------------------- stale locks
@@ -59,6 +60,10 @@ remove_stale_locks(workflow)
 
 onstart:
     record_lock_owner(workflow)
+    # the analysis settings the cell jobs compute each cell's statistics with, as they store
+    # it (not an input of those jobs: a changed setting reruns the summaries, not the cells)
+    for sweep, analysis in SWEEP_ANALYSIS.items():
+        write_analysis_settings(Path(RESULTS) / sweep, analysis)
 
 
 SWEEP_CELLS, SWEEP_ANALYSIS = check_sweeps(config)

@@ -112,6 +112,7 @@ def _run_batch(args: argparse.Namespace) -> None:
     from .cells import CellSpec
     from .pipeline.batch import run_batch
     from .pipeline.layout import cell_store, sigma_label
+    from .pipeline.statistics_store import compute_cell_statistics, read_analysis_settings
     from .version import NUMERICS_VERSION
 
     _quiet_distributed()
@@ -126,6 +127,12 @@ def _run_batch(args: argparse.Namespace) -> None:
         (cell_store(sweep_dir.parent, sweep_dir.name, sigma_label(s.sigma), s.seed), s)
         for s in specs
     ]
+    analysis = read_analysis_settings(sweep_dir)
+
+    def store_statistics(store: Path, spec: CellSpec) -> None:
+        # the summary then merges these instead of reading the trajectories again
+        compute_cell_statistics(store, analysis)
+
     start = time.perf_counter()
     run_batch(
         cells,
@@ -137,7 +144,7 @@ def _run_batch(args: argparse.Namespace) -> None:
         connect_timeout=args.connect_timeout,
         worker_timeout=args.worker_timeout,
         dask_min_trajectory_steps=args.dask_min_trajectory_steps,
-        after_store=None,  # TODO(stats): statistics_store.write_cell_statistics(store, ...)
+        after_store=store_statistics if analysis is not None else None,
         log=logging.getLogger("cq_core.batch"),
     )
     LOGGER.info("batch %s done in %.2f s", args.manifest, time.perf_counter() - start)

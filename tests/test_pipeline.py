@@ -25,6 +25,11 @@ from workflow_helpers import (
 
 import cq_core
 from cq_core.analysis import SUMMARY_VARIABLES
+from cq_core.pipeline.statistics_store import (
+    read_analysis_settings,
+    read_statistics,
+    statistics_path,
+)
 from cq_core.pipeline.summary_store import open_summary
 
 
@@ -53,6 +58,19 @@ def test_end_to_end_run_writes_cells_and_summary(workflow):
     assert cells.sizes["trajectory"] == 20 and list(cells["sigma"].values) == [1.0, 2.0]
     assert (sweep / "logs" / "summary.log").is_file()
     assert not list(sweep.rglob("*.tmp*"))
+
+
+def test_the_cell_jobs_write_the_statistics_the_summary_merges(workflow):
+    sweep = workflow / "results" / "tiny"
+    settings = read_analysis_settings(sweep)
+    assert settings is not None and set(settings) >= {"time_slices", "hist_bins", "fit_window"}
+    stores = sorted((sweep / "cells").glob("sigma=*/seed=*.zarr"))
+    assert len(stores) == 2 and all(s is not None for s in read_statistics(stores, settings))
+    # written by the batch job as it stored each cell (before its manifest), so the summary
+    # job merged them and read no trajectory
+    (manifest,) = (sweep / "batches").glob("*.json")
+    written = [statistics_path(store).stat().st_mtime_ns for store in stores]
+    assert max(written) <= manifest.stat().st_mtime_ns
 
 
 def test_every_store_of_a_run_opens_silently_with_plain_open_zarr(workflow):
