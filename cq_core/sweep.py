@@ -33,6 +33,7 @@ import xarray as xr
 
 from .cells import TEMPORARY_SUFFIX, CellSpec
 from .models import get_model, is_registered, registered_models
+from .pipeline.lazy_sweep import StoredCell, read_cell_metadata, stacked_cells
 
 __all__ = [
     "open_sweep",
@@ -134,16 +135,60 @@ def open_sweep(
     stores = sweep_cells(root) if cells is None else [Path(c) for c in cells]
     if not stores:
         raise FileNotFoundError(f"no stored cells under {root / 'cells'}")
-    grid: dict[tuple[float, int], xr.Dataset] = {}
-    first_store, first = None, None
-    for store in stores:
-        cell = open_store(store, chunks)
-        if first is None:
-            first_store, first = store, cell
+    records = [read_cell_metadata(store) for store in stores]
+    opened: dict[Path, xr.Dataset] = {}
+    if any(r.arrays is None or r.sigma is None for r in records):  # stores of older versions
+        opened = {r.path: open_store(r.path, chunks) for r in records}
+        records = [_record_of(r.path, ds) for r, ds in zip(records, opened.values(), strict=True)]
+    grid = _cell_grid(root, records, numerics_version)
+    template = opened.get(grid[0][0].path)
+    if template is None:
+        template = open_store(grid[0][0].path, chunks)
+    attrs = {
+        key: value
+        for key, value in template.attrs.items()
+        if all(r.attrs.get(key) == grid[0][0].attrs.get(key) for row in grid for r in row)
+    }
+    for key in ("cell_spec", "cell_hash"):
+        attrs.pop(key, None)
+    attrs["sweep"] = root.name
+    attrs["n_cells"] = len(records)
+    sweep = None if opened else stacked_cells(grid, template, attrs)
+    if sweep is None:  # combine the cells opened one by one (same result, slower)
+        nested = [[opened.get(r.path) or open_store(r.path, chunks) for r in row] for row in grid]
+        sweep = xr.combine_nested(
+            nested,
+            concat_dim=["sigma", "seed"],
+            data_vars="all",
+            coords="minimal",
+            compat="override",
+            join="exact",
+            combine_attrs="drop",
+        )
+        sweep.attrs = attrs
+    elif chunks:
+        sweep = sweep.chunk(chunks)
+    return sweep.transpose("sigma", "seed", "trajectory", ...)
+
+
+def _record_of(store: Path, ds: xr.Dataset) -> StoredCell:
+    """The metadata record of a store opened with xarray (stores of older versions)."""
+    sigma, seed = float(ds["sigma"].values), int(ds["seed"].values)
+    return StoredCell(store, dict(ds.attrs), None, sigma, seed, ds.sizes["trajectory"])
+
+
+def _cell_grid(
+    root: Path, records: list[StoredCell], numerics_version: str | None
+) -> list[list[StoredCell]]:
+    """The cells as rows of ascending σ and columns of ascending seeds, checked to form one
+    sweep (``ValueError`` naming the attribute and both cells, or the missing cells)."""
+    first = records[0]
+    grid: dict[tuple[float, int], StoredCell] = {}
+    for cell in records:
         for key in SHARED_ATTRS:
             if cell.attrs.get(key) != first.attrs.get(key):
                 raise ValueError(
-                    f"cells {first_store} and {store} differ in {key!r} "
+                    f"cells {first.path} and {cell.path} differ in {key!r} "
                     f"({first.attrs.get(key)!r} vs {cell.attrs.get(key)!r}): they do not "
                     "belong to one sweep"
                 )
@@ -151,18 +196,18 @@ def open_sweep(
             numerics_version
         ):
             raise ValueError(
-                f"cell {store} was computed with numerics version "
+                f"cell {cell.path} was computed with numerics version "
                 f"{cell.attrs.get('numerics_version')!r}, but cq_core is at "
-                f"{numerics_version!r}: recompute it (snakemake --forcerun simulate_cell)"
+                f"{numerics_version!r}: recompute it (rerun snakemake)"
             )
-        if cell.sizes["trajectory"] != first.sizes["trajectory"]:
+        if cell.n_traj != first.n_traj:
             raise ValueError(
-                f"cells {first_store} and {store} hold different numbers of trajectories "
-                f"({first.sizes['trajectory']} vs {cell.sizes['trajectory']})"
+                f"cells {first.path} and {cell.path} hold different numbers of trajectories "
+                f"({first.n_traj} vs {cell.n_traj})"
             )
-        key = (float(cell["sigma"].values), int(cell["seed"].values))
+        key = (cell.sigma, cell.seed)
         if key in grid:
-            raise ValueError(f"two stores hold sigma={key[0]!r}, seed={key[1]}: {store}")
+            raise ValueError(f"two stores hold sigma={key[0]!r}, seed={key[1]}: {cell.path}")
         grid[key] = cell
     sigmas = sorted({sigma for sigma, _ in grid})
     seeds = sorted({seed for _, seed in grid})
@@ -172,22 +217,7 @@ def open_sweep(
         raise ValueError(
             f"the stored cells of {root} do not form a (sigma, seed) grid: missing {listed}"
         )
-    nested = [[grid[(s, k)] for k in seeds] for s in sigmas]
-    sweep = xr.combine_nested(
-        nested,
-        concat_dim=["sigma", "seed"],
-        data_vars="all",
-        coords="minimal",
-        compat="override",
-        join="exact",
-        combine_attrs="drop_conflicts",
-    )
-    sweep = sweep.transpose("sigma", "seed", "trajectory", ...)
-    for key in ("cell_spec", "cell_hash"):
-        sweep.attrs.pop(key, None)
-    sweep.attrs["sweep"] = root.name
-    sweep.attrs["n_cells"] = len(grid)
-    return sweep
+    return [[grid[(s, k)] for k in seeds] for s in sigmas]
 
 
 # ------------------------------------------------------------------ configuration checks

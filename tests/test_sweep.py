@@ -122,3 +122,40 @@ def test_sweep_errors_name_the_key(change, key):
 def test_analysis_errors_name_the_key(analysis, key):
     with pytest.raises(ValueError, match=re.escape(f"invalid config: sweeps.demo.{key}:")):
         check_analysis("demo", {**SWEEP, "analysis": analysis})
+
+
+@pytest.mark.parametrize("mode", ["pure", "density"])
+def test_open_sweep_from_metadata_equals_combining_the_opened_cells(tmp_path, monkeypatch, mode):
+    from cq_core import cells
+    from cq_core.cells import run_cell
+    from cq_core.sweep import open_store
+
+    monkeypatch.setattr(cells, "STORE_TRAJECTORY_CHUNK", 4)  # 10 trajectories: 3 chunks
+    root = tmp_path / "recorded"
+    for sigma in (2.0, 0.5, 1.0):
+        for seed in (4, 1):
+            spec = CellSpec(sigma=sigma, seed=seed, **{**BASE, "n_traj": 10, "mode": mode})
+            path = root / "cells" / f"sigma={sigma_label(sigma)}" / f"seed={seed}.zarr"
+            cell = run_cell(spec.resolved())
+            if sigma == 1.0 and seed == 4:
+                cell["status"][3] = 1  # one flagged trajectory: a status chunk is stored
+                cell["status_time"][3] = 0.005
+            write_cell(cell, path)
+    ds = cq_core.open_sweep(root)
+    state = "psi" if mode == "pure" else "rho"
+    assert ds[state].data.name.startswith("cells-")  # built from the metadata alone
+    assert ds[state].chunks[2] == (4, 4, 2)
+    # the reference: every cell opened by xarray and combined on the (sigma, seed) grid
+    nested = [
+        [open_store(root / "cells" / f"sigma={sigma_label(s)}" / f"seed={k}.zarr") for k in (1, 4)]
+        for s in (0.5, 1.0, 2.0)
+    ]
+    reference = __import__("xarray").combine_nested(
+        nested, concat_dim=["sigma", "seed"], combine_attrs="drop_conflicts"
+    )
+    reference = reference.transpose("sigma", "seed", "trajectory", ...)
+    for key in ("cell_spec", "cell_hash"):
+        reference.attrs.pop(key, None)
+    reference.attrs.update(sweep="recorded", n_cells=6)
+    __import__("xarray").testing.assert_identical(ds.compute(), reference.compute())
+    assert int(ds["status"].sel(sigma=1.0, seed=4)[3]) == 1
