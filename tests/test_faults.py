@@ -333,8 +333,12 @@ def test_an_interrupted_sweep_resumes_with_the_readme_command(finished, tmp_path
     assert lock_files(workdir) == {}
 
 
-def test_a_job_that_outlived_its_killed_snakemake_keeps_the_lock_and_its_store(finished, tmp_path):
-    """kill -9 of Snakemake alone while its batch job computes (issue 21, the orphan case).
+@pytest.mark.parametrize("stored", [0, 1, 3], ids=["first-cell", "second-cell", "last-cell"])
+def test_a_job_that_outlived_its_killed_snakemake_keeps_the_lock_and_its_store(
+    finished, tmp_path, stored
+):
+    """kill -9 of Snakemake alone while its batch job computes (issue 21, the orphan case),
+    once ``stored`` of the four cells are stored (at the first, second or last cell).
 
     The README command run at once must neither take the lock (a job of the run still lives)
     nor touch the orphan's temporary store; once the orphan has finished, it completes the
@@ -354,11 +358,11 @@ def test_a_job_that_outlived_its_killed_snakemake_keeps_the_lock_and_its_store(f
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             phases = [_cell_phase(workdir, *cell) for cell in CELLS]
-            if "stored" in phases and "computing" in phases:
+            if phases.count("stored") == stored and "computing" in phases:
                 break
             assert first.poll() is None, output.read_text()
             assert time.monotonic() < deadline, f"no moment to interrupt: {phases}"
-            time.sleep(0.03)
+            time.sleep(0.01)
         os.kill(first.pid, signal.SIGKILL)  # Snakemake only: its batch job lives on
         first.wait()
         second = subprocess.run(
