@@ -253,7 +253,7 @@ def test_models_of_other_shapes_are_refused():
 
 
 def test_phase_space_figures_draw_the_solution(linear_case, tmp_path):
-    from cq_core.phase_space_plots import plot_marginals, plot_phase_space
+    from cq_core.plots import plot_marginals, plot_phase_space
 
     model, ensemble = linear_case
     solution = cq_core.solve_master_equation(model, shape=(32, 32), **LINEAR_RUN)
