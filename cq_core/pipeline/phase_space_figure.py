@@ -201,7 +201,7 @@ def pooled_ensemble(sweep: xr.Dataset, sigma: float, times: Sequence[float]) -> 
     cells = cells[names].sel(time=list(times), method="nearest").load()
     pooled = cells.stack(pooled=("seed", "trajectory")).reset_index("pooled", drop=True)
     pooled = pooled.drop_vars(["seed", "trajectory"], errors="ignore")
-    pooled = pooled.rename(pooled="trajectory")
+    pooled = pooled.rename(pooled="trajectory").transpose("trajectory", ...)
     return pooled.assign_coords(trajectory=np.arange(pooled.sizes["trajectory"]))
 
 
