@@ -218,19 +218,6 @@ def _figure_tradeoff(args: argparse.Namespace) -> None:
     _save(fig, args.output, args.dpi)
 
 
-def _figure_phase_space(args: argparse.Namespace) -> None:
-    from .cells import CellSpec
-    from .pipeline.phase_space_figure import PhaseSpaceSettings, phase_space_figures
-    from .sweep import open_store
-
-    cells = _cell_paths(args.cells)
-    model = CellSpec.from_json(open_store(cells[0]).attrs["cell_spec"]).build_model()
-    settings = PhaseSpaceSettings(args.sigma, tuple(args.grid), tuple(args.times))
-    panels, marginals = phase_space_figures(_open_cells(cells), model, settings)
-    _save(panels, args.output, args.dpi)
-    _save(marginals, args.marginals_output, args.dpi)
-
-
 def _table_born(args: argparse.Namespace) -> None:
     from .pipeline.summary_store import open_summary
     from .tables import born_table, born_table_html
@@ -360,7 +347,7 @@ def _parser() -> argparse.ArgumentParser:
 
     phase_space = sub(figures, "phase_space", help="master equation beside the trajectories")
     phase_space_figure.add_arguments(phase_space)
-    phase_space.set_defaults(action=_figure_phase_space)
+    phase_space.set_defaults(action=phase_space_figure.run)
     for parser_of_figure in figures.choices.values():
         parser_of_figure.add_argument(
             "--output",

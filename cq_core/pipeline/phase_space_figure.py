@@ -20,6 +20,7 @@ block (or a model the solver cannot take) with a ``ValueError`` naming the key.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,10 @@ __all__ = [
     "add_arguments",
     "check_phase_space",
     "phase_space_figures",
+    "run",
 ]
+
+LOGGER = logging.getLogger("cq_core.cli")
 
 DEFAULT_GRID = (64, 64)
 """Cells (Nq, Np) of the figure's grid unless ``analysis.phase_space.grid`` says otherwise."""
@@ -268,3 +272,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="files of the marginal comparison (format from the suffix)",
     )
+
+
+def run(args: argparse.Namespace) -> None:
+    """``python -m cq_core figure phase_space``: open the cells (stores or batch manifests),
+    draw both figures and write them to ``--output`` and ``--marginals-output``."""
+    from ..cells import CellSpec
+    from ..plots import PNG_DPI
+    from ..sweep import open_store, open_sweep
+    from ..version import NUMERICS_VERSION
+    from .batch import manifest_cells
+
+    cells: list[Path] = []
+    for path in args.cells:
+        if path.name == "zarr.json":  # a store named by its metadata file
+            path = path.parent
+        cells += manifest_cells([path]) if path.suffix == ".json" else [path]
+    model = CellSpec.from_json(open_store(cells[0]).attrs["cell_spec"]).build_model()
+    sweep = open_sweep(cells[0].parents[2], cells=cells, numerics_version=NUMERICS_VERSION)
+    settings = PhaseSpaceSettings(args.sigma, tuple(args.grid), tuple(args.times))
+    panels, marginals = phase_space_figures(sweep, model, settings)
+    for figure, outputs in ((panels, args.output), (marginals, args.marginals_output)):
+        for path in outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(path, dpi=args.dpi or PNG_DPI)
+            LOGGER.info("wrote %s", path)

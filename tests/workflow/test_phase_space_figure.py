@@ -223,3 +223,14 @@ def _five_level_model() -> cq_core.Model:
 )
 def test_the_solve_holds_every_time_on_an_equal_grid(times, expected):
     assert solver_times(times) == expected
+
+
+def test_the_figure_command_reports_missing_cells(tmp_path):
+    from cq_core.cli import main as cli_main
+
+    missing = tmp_path / "results" / "s" / "cells" / "sigma=1.0" / "seed=0.zarr"
+    arguments = ["figure", "phase_space", "--cells", str(missing), "--sigma", "1.0"]
+    arguments += ["--grid", "16", "16", "--times", "0.01", "--output", str(tmp_path / "a.png")]
+    status = cli_main([*arguments, "--marginals-output", str(tmp_path / "b.png")])
+    assert status == 2
+    assert not (tmp_path / "a.png").exists()

@@ -1,10 +1,12 @@
 # ==========================================================================================
 # Figures and tables (docs/physics.md): drawn from stored cells and summaries only, never by
 # re-simulating. Each sweep's analysis.figures picks its figures; figures.tradeoff names the
-# sweeps of the one trade-off figure. params hold only figure settings (config["figures"]),
-# so changing a figure setting reruns figure jobs and nothing upstream. PNGs (for the README
-# and the HTML report) and PDFs land in results/<sweep>/figures/, CSVs in results/<sweep>/
-# tables/; the PNGs and tables are wrapped in report() with the captions of workflow/report/.
+# sweeps of the one trade-off figure. params hold only figure settings (config["figures"];
+# the phase_space figure also its sweep's analysis.phase_space), so changing a figure setting
+# reruns figure jobs and nothing upstream. PNGs (for the README and the HTML report) and PDFs
+# land in results/<sweep>/figures/, CSVs in results/<sweep>/tables/; the PNGs and tables are
+# wrapped in report() with the captions of workflow/report/. The phase_space figure solves
+# the master equation in its job (seconds at its default grid) beside the stored cells.
 # ==========================================================================================
 
 from cq_core.pipeline.phase_space_figure import check_phase_space
