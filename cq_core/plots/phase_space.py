@@ -170,7 +170,8 @@ def plot_marginals(
                     ax.set_title(f"t = {t:.3g}")
                 ax.set_xlabel(COORD_LABELS[key])
             axes[r, 0].set_ylabel("probability per bin")
-        axes[0, 0].legend(fontsize="x-small")
+        # the last time's panel: the spread-out marginals leave its top free (shared y axis)
+        axes[0, -1].legend(fontsize="x-small", loc="upper right")
         if title:
             fig.suptitle(title, y=1 - 0.15 / height)
     return fig
