@@ -16,7 +16,8 @@ cell rule passes it as a parameter).
     Draw one docs/physics.md figure with :mod:`cq_core.plots` from stored results only and write it
     to the given ``.png``/``.pdf`` paths: ``trajectories`` and ``mean_field`` from cell
     stores (a sweep and, optionally, its mean-field twin), ``histograms`` and
-    ``decoherence`` from a ``summary.zarr``, ``tradeoff`` from several summaries.
+    ``decoherence`` from a ``summary.zarr``, ``tradeoff`` from several summaries,
+    ``phase_space`` (the master equation beside the trajectories of one σ) from cell stores.
 ``table born``
     The Born-rule / martingale table of :func:`cq_core.tables.born_table` from a
     ``summary.zarr``, as CSV (and optionally as a small HTML page for the report).
@@ -349,6 +350,11 @@ def _parser() -> argparse.ArgumentParser:
     tradeoff = sub(figures, "tradeoff", help="measured Gamma against D2 = sigma^2/2")
     tradeoff.add_argument("summaries", nargs="+", type=Path, help="summary.zarr of each sweep")
     tradeoff.set_defaults(action=_figure_tradeoff)
+    from .pipeline import phase_space_figure
+
+    phase_space = sub(figures, "phase_space", help="master equation beside the trajectories")
+    phase_space_figure.add_arguments(phase_space)
+    phase_space.set_defaults(action=phase_space_figure.run)
     for parser_of_figure in figures.choices.values():
         parser_of_figure.add_argument(
             "--output",

@@ -11,10 +11,13 @@ what the summaries hold and never recompute them. Nothing here touches files exc
 * :func:`plot_sigma_z_histograms` — seed Fig. 2 (:mod:`.histograms`).
 * :func:`plot_decoherence` — C(t) and Γ(σ) (:mod:`.decoherence`).
 * :func:`plot_tradeoff` — the trade-off, measured and universal (:mod:`.tradeoff`).
+* :func:`plot_phase_space`, :func:`plot_marginals` — the master-equation solution beside
+  the trajectories (:mod:`.phase_space`).
 """
 
 from .decoherence import plot_decoherence
 from .histograms import plot_sigma_z_histograms
+from .phase_space import plot_marginals, plot_phase_space
 from .style import (
     FIGURE_STYLE,
     KET_L,
@@ -42,7 +45,9 @@ __all__ = [
     "model_description",
     "model_title",
     "plot_decoherence",
+    "plot_marginals",
     "plot_mean_field_comparison",
+    "plot_phase_space",
     "plot_sigma_z_histograms",
     "plot_tradeoff",
     "plot_trajectories",

@@ -32,7 +32,13 @@ from ..version import __version__
 from .phase_space_grid import PhaseSpaceGrid, phase_space_grid
 from .phase_space_operators import FaceVelocity, GridOperators, grid_operators, local_propagator
 
-__all__ = ["solve_master_equation", "PhaseSpaceGrid", "phase_space_grid"]
+__all__ = [
+    "MAX_LEVELS",
+    "PhaseSpaceGrid",
+    "check_master_equation_model",
+    "phase_space_grid",
+    "solve_master_equation",
+]
 
 MAX_LEVELS = 4
 
@@ -133,7 +139,10 @@ def _initial_density(model: Model, grid: PhaseSpaceGrid) -> np.ndarray:
     return weights[:, :, None, None] / (grid.dq * grid.dp) * np.outer(psi, psi.conj())
 
 
-def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid, shape) -> None:
+def check_master_equation_model(model: Model, sigma: float) -> None:
+    """Refuse (``ValueError``) a model :func:`solve_master_equation` cannot take at ``sigma``:
+    more than one classical degree of freedom, more than :data:`MAX_LEVELS` levels, noise
+    on q or noise that varies with p, or noise that does not cover the back-reaction."""
     if model.n_classical != 2:
         raise ValueError(
             f"model {model.name!r}: solve_master_equation needs one classical degree of "
@@ -144,6 +153,20 @@ def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid, shape) -> N
             f"model {model.name!r}: solve_master_equation supports d ≤ {MAX_LEVELS} levels, "
             f"got d = {model.dim}"
         )
+    check_noise_covers_backreaction(model, sigma)
+    # noise on p only, independent of p: checked at z0 here, on the whole grid later
+    z = np.stack([model.z0, model.z0 + np.array([0.0, 1.0])])
+    kernel = model.noise_kernel(z)
+    if np.any(kernel[:, 0, :] != 0.0) or not np.allclose(kernel[0], kernel[1]):
+        raise ValueError(
+            f"model {model.name!r}: solve_master_equation supports noise on p only, "
+            "depending on q at most (noise_shape rows: q must be zero, p must not vary with p)"
+        )
+
+
+def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid, shape) -> None:
+    if model.n_classical != 2 or model.dim > MAX_LEVELS:
+        check_master_equation_model(model, sigma)
     for key, value in (("sigma", sigma), ("t_final", t_final)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{key} must be a finite number > 0, got {value!r}")
@@ -161,15 +184,7 @@ def _check(model: Model, sigma, t_final, n_times, excess, cfl, grid, shape) -> N
         raise ValueError(f"shape must be a tuple (Nq, Np) of integers ≥ 8, got {shape!r}")
     if grid is not None and not isinstance(grid, PhaseSpaceGrid):
         raise ValueError(f"grid must be a PhaseSpaceGrid or None, got {type(grid).__name__}")
-    check_noise_covers_backreaction(model, sigma)
-    # noise on p only, independent of p: checked at z0 here, on the whole grid later
-    z = np.stack([model.z0, model.z0 + np.array([0.0, 1.0])])
-    kernel = model.noise_kernel(z)
-    if np.any(kernel[:, 0, :] != 0.0) or not np.allclose(kernel[0], kernel[1]):
-        raise ValueError(
-            f"model {model.name!r}: solve_master_equation supports noise on p only, "
-            "depending on q at most (noise_shape rows: q must be zero, p must not vary with p)"
-        )
+    check_master_equation_model(model, sigma)
 
 
 def solve_master_equation(

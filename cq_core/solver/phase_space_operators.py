@@ -16,24 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models import Model
+from .operators import measurement_operators
 from .phase_space_grid import PhaseSpaceGrid, _points
 
 __all__ = ["FaceVelocity", "GridOperators", "grid_operators"]
-
-
-def _measurement_operators(model: Model, sigma: float, Z: np.ndarray) -> np.ndarray:
-    """``K_i = ½ Σ_j (σ⁺)_ij L_j`` at the points Z (N, n): shape (N, m, d) or (N, m, d, d).
-
-    Private stand-in for the solver package's one ``measurement_operators(model, σ, Z)``.
-    """
-    kernel = sigma * model.noise_kernel(Z)  # (N, n, m)
-    pinv = np.linalg.pinv(kernel)[:, :, list(model.coupled)]  # (N, m, c)
-    L = np.broadcast_to(
-        np.asarray(model.backreaction_operators(Z)),
-        (len(Z), len(model.coupled), *((model.dim,) if model.diagonal else (model.dim,) * 2)),
-    )
-    flat = L.reshape(len(Z), L.shape[1], -1)
-    return 0.5 * (pinv @ flat).reshape(len(Z), pinv.shape[1], *L.shape[2:])
 
 
 @dataclass(frozen=True)
@@ -139,7 +125,8 @@ def grid_operators(
     H = np.zeros((len(centres), *tail), dtype=float if model.diagonal else complex)
     K = np.zeros((len(centres), model.n_noises, *tail), dtype=H.dtype)
     H[inside.ravel()] = np.asarray(model.interaction_hamiltonian(Zin))
-    K[inside.ravel()] = _measurement_operators(model, sigma, Zin)
+    if len(Zin):  # the same K = ½σ⁺L as the trajectory solver (leading 1 when constant)
+        K[inside.ravel()] = measurement_operators(model, sigma, Zin)
     # face points outside the domain (a domain edge that is a grid edge): the nearest centre
     q_face_pts = _points(grid.q_edges, grid.p)
     bad = ~np.asarray(model.domain(q_face_pts), dtype=bool)

@@ -253,16 +253,22 @@ def test_models_of_other_shapes_are_refused():
 
 
 def test_phase_space_figures_draw_the_solution(linear_case, tmp_path):
-    from cq_core.phase_space_plots import plot_marginals, plot_phase_space
+    from cq_core.plots import plot_marginals, plot_phase_space
 
     model, ensemble = linear_case
     solution = cq_core.solve_master_equation(model, shape=(32, 32), **LINEAR_RUN)
     figure = plot_phase_space(solution, bin_ensemble(ensemble, solution))
-    axes = figure.get_axes()
-    assert len(axes) == 6 * (LINEAR_RUN["n_times"] - 1)  # 3 rows each for solution, ensemble
-    first = np.asarray(axes[0].get_images()[0].get_array())
+    panels = [ax for ax in figure.get_axes() if ax.get_images()]
+    # 3 rows (ϱ_LL, ϱ_RR, |ϱ_LR|) × times after 0 × (solution, ensemble), a colour bar each pair
+    assert len(panels) == 3 * (LINEAR_RUN["n_times"] - 1) * 2
+    assert len(figure.get_axes()) == 3 * (LINEAR_RUN["n_times"] - 1) * 3
+    first = np.asarray(panels[0].get_images()[0].get_array())
     expected = np.abs(solution["rho"].isel(time=1, ket=0, bra=0).values).T
     np.testing.assert_allclose(first, expected)
+    estimate = np.asarray(panels[1].get_images()[0].get_array())
+    binned = np.abs(bin_ensemble(ensemble, solution)["rho"].isel(time=1, ket=0, bra=0).values).T
+    np.testing.assert_allclose(estimate, binned)
+    assert panels[1].get_title().endswith(f"trajectories (N = {ensemble.sizes['trajectory']})")
     figure.savefig(tmp_path / "phase_space.png")
     comparison = compare_marginals(ensemble, solution, coarsen=2)
     figure = plot_marginals(comparison)

@@ -274,6 +274,7 @@ def get_sweep_figure_rules():
         "histograms": rules.figure_histograms,
         "decoherence": rules.figure_decoherence,
         "born": rules.table_born,
+        "phase_space": rules.figure_phase_space,
     }
 
 
@@ -295,6 +296,8 @@ def get_all_figures():
                     f"sweeps.{sweep}.analysis.figures[{i}]",
                     "the mean_field figure needs sweeps.<name>.analysis.mean_field",
                 )
+            if name == "phase_space":
+                get_phase_space_settings(SimpleNamespace(sweep=sweep))
             targets += expand(list(figure_rules[name].output), sweep=sweep)
     if get_tradeoff_summaries():
         targets += list(rules.figure_tradeoff.output)
