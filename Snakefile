@@ -57,13 +57,39 @@ from cq_core.pipeline.locks import record_lock_owner, remove_stale_locks
 remove_stale_locks(workflow)
 
 
-onstart:
-    record_lock_owner(workflow)
-
-
 SWEEP_CELLS, SWEEP_ANALYSIS = check_sweeps(config)
 SWEEP_BATCHES = plan_batches(SWEEP_CELLS)
 MISSING_STORES = find_missing_stores(SWEEP_BATCHES)
+
+
+# ------------------------------------------------------------------------------ console
+# The default profile silences Snakemake's per-job blocks (quiet: rules, progress, host,
+# reason); these handlers say instead which sweeps and cells run, cells done of total and
+# trajectory-steps/s while they run, and where the results are, or which job failed and
+# where its log is (cq_core/pipeline/progress.py). A dry run prints the same first lines
+# (`snakemake -n --quiet rules` shows Snakemake's job table).
+from snakemake.logging import logger
+
+from cq_core.pipeline.progress import Console, plan_sweeps, start_lines
+
+if workflow.output_settings.dryrun and workflow.is_main_process:  # the plan, in place of the job table
+    for line in start_lines(plan_sweeps(SWEEP_CELLS, RESULTS), RESULTS):
+        logger.info(line)
+
+
+onstart:
+    global CONSOLE
+    record_lock_owner(workflow)
+    CONSOLE = Console(plan_sweeps(SWEEP_CELLS, RESULTS), RESULTS, logger.info)
+    CONSOLE.start(logger)
+
+
+onsuccess:
+    CONSOLE.finish(get_all_figures())
+
+
+onerror:
+    CONSOLE.fail()
 
 
 # --------------------------------------------------------------------------------- rules
