@@ -13,7 +13,8 @@ The default profile (``profiles/default/config.yaml``) silences Snakemake's per-
   error, every failed job with its log (:class:`FailedJobs`, :func:`failure_lines`).
 
 The progress file is a plain text file on the shared file system, so the console counts
-cells the same way whether the batch jobs run here or on cluster nodes.
+cells the same way whether the batch jobs run here or on cluster nodes; it keeps the lines
+of earlier runs (a few dozen bytes per stored cell), and a run counts only its own.
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ class SweepPlan:
         return sum(self.to_run.values())
 
 
-def plan_sweeps(cells_by_sweep: Mapping[str, Mapping[tuple[str, int], Any]], results: str):
+def plan_sweeps(
+    cells_by_sweep: Mapping[str, Mapping[tuple[str, int], Any]], results: str
+) -> list[SweepPlan]:
     """The :class:`SweepPlan` of every sweep: ``{sweep: {(sigma_label, seed): CellSpec}}``.
 
     A cell is stored when its store exists and records the cell's hash (the rule of
