@@ -215,10 +215,15 @@ def _tail(path: str | os.PathLike, n: int) -> list[str]:
         return [f"(cannot read it: {err.strerror})"]
 
 
-def failure_lines(rule: str, output: Sequence[str], logs: Sequence[str]) -> list[str]:
-    """A failed job: its rule, its output, its log(s) and each log's last lines."""
+def failure_lines(
+    rule: str, output: Sequence[str], logs: Sequence[str], message: str | None = None
+) -> list[str]:
+    """A failed job: its rule, its output, the executor's message (e.g. a cluster job's
+    state), its log(s) and each log's last lines."""
     where = f" ({', '.join(output)})" if output else ""
     lines = [f"{PREFIX} job {rule}{where} failed"]
+    if message:
+        lines.append(f"{PREFIX}   {message}")
     if not logs:
         lines.append(f"{PREFIX}   it has no log; see Snakemake's message above")
     for log in logs:
@@ -231,7 +236,8 @@ class FailedJobs(logging.Handler):
     """Collects the failed jobs that Snakemake reports on its logger, and prints each once.
 
     Snakemake logs a failed job as a record with ``event == "job_error"`` (its
-    logger-plugin interface) carrying ``rule_name``, ``output`` and ``log``; the default
+    logger-plugin interface) carrying ``rule_name``, ``output``, ``log`` (with a cluster
+    job's own log) and ``rule_msg`` (e.g. the cluster job's state); the default
     profile's ``quiet: rules`` keeps that record off the console, so this handler, added to
     Snakemake's logger, writes :func:`failure_lines` through ``write`` instead.
     """
@@ -247,8 +253,9 @@ class FailedJobs(logging.Handler):
         rule = str(getattr(record, "rule_name", "?"))
         output = tuple(str(path) for path in getattr(record, "output", None) or ())
         logs = tuple(str(path) for path in getattr(record, "log", None) or ())
+        message = getattr(record, "rule_msg", None)
         self.failed.append((rule, logs))
-        for line in failure_lines(rule, output, logs):
+        for line in failure_lines(rule, output, logs, str(message) if message else None):
             self.write(line)
 
 

@@ -125,12 +125,19 @@ def test_a_failed_job_is_named_with_its_log_and_the_log_s_last_lines(tmp_path):
     failures.handle(_job_error(msg="Error in rule x"))  # no job_error event: not a job
     assert said == []
     failures.handle(
-        _job_error(event="job_error", rule_name="simulate_batch", output=["m.json"], log=[str(log)])
+        _job_error(
+            event="job_error",
+            rule_name="simulate_batch",
+            output=["m.json"],
+            log=[str(log)],
+            rule_msg="SLURM-job '12' failed, SLURM status is: 'CANCELLED'",
+        )
     )
     assert said[0] == "cq-sweep: job simulate_batch (m.json) failed"
-    assert said[1] == f"cq-sweep:   its log: {log}; last lines:"
-    assert said[-1].strip() == "ERROR: the reason" and said[2].strip() == "line 26"
-    assert len(said) == 2 + 15
+    assert said[1] == "cq-sweep:   SLURM-job '12' failed, SLURM status is: 'CANCELLED'"
+    assert said[2] == f"cq-sweep:   its log: {log}; last lines:"
+    assert said[-1].strip() == "ERROR: the reason" and said[3].strip() == "line 26"
+    assert len(said) == 3 + 15
     assert failures.failed == [("simulate_batch", (str(log),))]
 
 
