@@ -69,6 +69,7 @@ MISSING_STORES = find_missing_stores(SWEEP_BATCHES)
 # where its log is (cq_core/pipeline/progress.py). A dry run prints the same first lines
 # (`snakemake -n --quiet rules` shows Snakemake's job table).
 from snakemake.logging import logger
+from snakemake.settings.enums import Quietness
 
 from cq_core.pipeline.progress import Console, plan_sweeps, start_lines
 
@@ -81,7 +82,7 @@ onstart:
     global CONSOLE
     record_lock_owner(workflow)
     CONSOLE = Console(plan_sweeps(SWEEP_CELLS, RESULTS), RESULTS, logger.info)
-    CONSOLE.start(logger)
+    CONSOLE.start(logger, terse=Quietness.RULES in workflow.output_settings.quiet)
 
 
 onsuccess:

@@ -34,6 +34,7 @@ from .layout import cell_id, cell_store
 __all__ = [
     "Console",
     "FailedJobs",
+    "SchedulerChatter",
     "SweepPlan",
     "cells_done",
     "end_lines",
@@ -259,6 +260,24 @@ class FailedJobs(logging.Handler):
             self.write(line)
 
 
+class SchedulerChatter(logging.Filter):
+    """Drops Snakemake's scheduling lines from the console: "Select jobs to execute...",
+    "Execute n jobs..." (``event == "job_started"``) and "Touching output file …" (the
+    batch stamps), two or three lines per job that ``quiet`` categories do not cover."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(getattr(record, "event", "")) == "job_started":
+            return False
+        message = record.msg if isinstance(record.msg, str) else ""
+        return message != "Select jobs to execute..." and not message.startswith(
+            "Touching output file "
+        )
+
+
+CONSOLE_HANDLER = "DefaultStreamHandler"
+"""The name Snakemake gives the handler that writes its console (not the log file)."""
+
+
 class Console:
     """A run's console: start lines, a progress line while cells are computed, end lines.
 
@@ -286,13 +305,21 @@ class Console:
         self._start = time.time()
         self._shown: int | None = None
 
-    def start(self, logger: logging.Logger | None = None) -> None:
-        """Print the start lines; watch the progress files; catch failed jobs on ``logger``."""
+    def start(self, logger: logging.Logger | None = None, *, terse: bool = True) -> None:
+        """Print the start lines; watch the progress files; catch failed jobs on ``logger``.
+
+        ``terse``: also keep Snakemake's scheduling lines (:class:`SchedulerChatter`) off
+        ``logger``'s console handler (the Snakefile passes whether ``quiet`` has ``rules``).
+        """
         self._start = time.time()
         for line in start_lines(self.plans, self.results):
             self.write(line)
         if logger is not None:
             logger.addHandler(self.failures)
+            if terse:
+                for handler in logger.handlers:
+                    if handler.get_name() == CONSOLE_HANDLER:
+                        handler.addFilter(SchedulerChatter())
         if self.total:
             self._thread = threading.Thread(target=self._watch, name="cq-progress", daemon=True)
             self._thread.start()

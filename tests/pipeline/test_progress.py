@@ -18,6 +18,7 @@ from cq_core.pipeline.batch import run_batch  # noqa: E402
 from cq_core.pipeline.progress import (  # noqa: E402
     Console,
     FailedJobs,
+    SchedulerChatter,
     SweepPlan,
     cells_done,
     end_lines,
@@ -164,3 +165,19 @@ def test_the_console_prints_progress_while_cells_are_stored(tmp_path):
     assert "cq-sweep: job r failed" in said
     assert "cq-sweep: FAILED: r; log: no log" in said
     assert "--quiet reason" in said[-1]
+
+
+def test_scheduler_chatter_is_kept_off_the_console_and_nothing_else():
+    chatter = SchedulerChatter()
+
+    def record(msg, **fields):
+        made = logging.LogRecord("snakemake", logging.INFO, __file__, 1, msg, (), None)
+        made.__dict__.update(fields)
+        return made
+
+    assert not chatter.filter(record("Select jobs to execute..."))
+    assert not chatter.filter(record("Execute 2 jobs...", event="job_started"))
+    assert not chatter.filter(record("Touching output file results/s/batches/stamp."))
+    assert chatter.filter(record("cq-sweep: cells 1/2 done"))
+    assert chatter.filter(record("Error in rule x", event="job_error"))
+    assert chatter.filter(record("Nothing to be done (all requested files are present)."))

@@ -19,7 +19,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helpers
 from workflow_helpers import copy_workflow, run_snakemake  # noqa: E402
 
-MAX_LINES = 25
+MAX_LINES = 15
 """A default run of the tiny config (4 jobs) prints at most this many lines (96 before)."""
 
 
@@ -51,9 +51,9 @@ def test_a_default_run_says_what_it_runs_how_far_it_is_and_where_the_results_are
     assert re.search(r"^cq-sweep: cells 2/2 done, [0-9.e+]+ trajectory-steps/s", first.stderr, re.M)
     assert "cq-sweep: results in results/" in first.stderr
     assert "snakemake --report results/report.html" in first.stderr
-    # none of Snakemake's per-job blocks, banner or "n of N steps" lines
+    # none of Snakemake's per-job blocks, banner, "n of N steps" or scheduling lines
     assert "rule simulate_batch:" not in first.stderr and "SNAKEMAKE" not in first.stderr
-    assert "steps (" not in first.stderr
+    assert "steps (" not in first.stderr and "Select jobs" not in first.stderr
 
     # (cells stored already are counted as such: tests/pipeline/test_progress.py)
 
@@ -84,6 +84,9 @@ def test_snakemake_s_full_output_is_one_option_away(workflow):
     result = run_snakemake(workflow, "-n", "--quiet", "reason", "--forcerun", "summarise_sweep")
     assert result.returncode == 0, result.stderr
     assert "Job stats:" in result.stdout and "rule summarise_sweep:" in result.stdout
+    full = run_snakemake(workflow, "--cores", "1", "--quiet", "reason", "--forcerun", "all")
+    assert full.returncode == 0, full.stderr
+    assert "localrule all:" in full.stderr and "Select jobs to execute..." in full.stderr
 
 
 def test_verify_calls_itself_by_its_command_and_takes_v_after_it(tmp_path):
