@@ -57,6 +57,11 @@ from cq_core.pipeline.locks import record_lock_owner, remove_stale_locks
 remove_stale_locks(workflow)
 
 
+onstart:
+    record_lock_owner(workflow)
+    start_console()
+
+
 SWEEP_CELLS, SWEEP_ANALYSIS = check_sweeps(config)
 SWEEP_BATCHES = plan_batches(SWEEP_CELLS)
 MISSING_STORES = find_missing_stores(SWEEP_BATCHES)
@@ -64,25 +69,26 @@ MISSING_STORES = find_missing_stores(SWEEP_BATCHES)
 
 # ------------------------------------------------------------------------------ console
 # The default profile silences Snakemake's per-job blocks (quiet: rules, progress, host,
-# reason); these handlers say instead which sweeps and cells run, cells done of total and
+# reason); the workflow says instead which sweeps and cells run, cells done of total and
 # trajectory-steps/s while they run, and where the results are, or which job failed and
 # where its log is (cq_core/pipeline/progress.py). A dry run prints the same first lines
-# (`snakemake -n --quiet rules` shows Snakemake's job table).
+# (`snakemake -n --quiet rules` shows Snakemake's job table as well).
 from snakemake.logging import logger
 from snakemake.settings.enums import Quietness
 
 from cq_core.pipeline.progress import Console, plan_sweeps, start_lines
 
-if workflow.output_settings.dryrun and workflow.is_main_process:  # the plan, in place of the job table
+CONSOLE = Console(RESULTS, logger.info)
+
+if workflow.output_settings.dryrun and workflow.is_main_process:
     for line in start_lines(plan_sweeps(SWEEP_CELLS, RESULTS), RESULTS):
         logger.info(line)
 
 
-onstart:
-    global CONSOLE
-    record_lock_owner(workflow)
-    CONSOLE = Console(plan_sweeps(SWEEP_CELLS, RESULTS), RESULTS, logger.info)
-    CONSOLE.start(logger, terse=Quietness.RULES in workflow.output_settings.quiet)
+def start_console():
+    """onstart: the plan of this run (stores read now), then progress and failed jobs."""
+    terse = Quietness.RULES in workflow.output_settings.quiet
+    CONSOLE.start(plan_sweeps(SWEEP_CELLS, RESULTS), logger, terse=terse)
 
 
 onsuccess:

@@ -289,28 +289,37 @@ class Console:
 
     def __init__(
         self,
-        plans: Sequence[SweepPlan],
         results: str,
         write: Callable[[str], None],
         *,
         interval: float = 1.0,
         every: float = 10.0,
     ) -> None:
-        self.plans, self.results, self.write = list(plans), results, write
+        self.results, self.write = results, write
         self.interval, self.every = interval, every
-        self.total = sum(len(plan.to_run) for plan in self.plans)
+        self.plans: list[SweepPlan] = []
+        self.total = 0
         self.failures = FailedJobs(write)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start = time.time()
         self._shown: int | None = None
 
-    def start(self, logger: logging.Logger | None = None, *, terse: bool = True) -> None:
-        """Print the start lines; watch the progress files; catch failed jobs on ``logger``.
+    def start(
+        self,
+        plans: Sequence[SweepPlan],
+        logger: logging.Logger | None = None,
+        *,
+        terse: bool = True,
+    ) -> None:
+        """Print the start lines of ``plans`` (:func:`plan_sweeps`, made when the run starts);
+        watch the progress files; catch failed jobs on ``logger``.
 
         ``terse``: also keep Snakemake's scheduling lines (:class:`SchedulerChatter`) off
         ``logger``'s console handler (the Snakefile passes whether ``quiet`` has ``rules``).
         """
+        self.plans = list(plans)
+        self.total = sum(len(plan.to_run) for plan in self.plans)
         self._start = time.time()
         for line in start_lines(self.plans, self.results):
             self.write(line)

@@ -145,9 +145,9 @@ def test_a_failed_job_is_named_with_its_log_and_the_log_s_last_lines(tmp_path):
 def test_the_console_prints_progress_while_cells_are_stored(tmp_path):
     plan = SweepPlan("s", tmp_path / "s", 1, 2, 2, {"a": 100, "b": 300})
     said: list[str] = []
-    console = Console([plan], "results", said.append, interval=0.02, every=0.0)
+    console = Console("results", said.append, interval=0.02, every=0.0)
     logger = logging.getLogger("test_progress_console")
-    console.start(logger)
+    console.start([plan], logger)
     try:
         assert said[0].startswith("cq-sweep: 1 sweep, 2 cells: 0 stored already, 2 to run")
         record_cell(plan.directory, "a", 100)
