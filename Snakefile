@@ -3,6 +3,7 @@
 #
 #   snakemake --cores 2                       # run config/config.yaml
 #   snakemake --cores 2 --configfile my.yaml  # deep-merged over it
+#   snakemake --cores 2 --quiet reason        # Snakemake's full per-job output (debugging)
 #
 #   snakemake --report results/report.html    # self-contained HTML: figures, tables, config
 #
