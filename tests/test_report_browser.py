@@ -82,9 +82,10 @@ def _chromium(browser: str, *args: str, size: str) -> subprocess.CompletedProces
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
 
-def _measured(browser: str, page: Path, size: str) -> dict:
-    """The layout of ``page`` in a ``size`` window (:data:`MEASURE`), from a measuring copy."""
-    copy = page.with_name(f"{page.stem}-measured-{size.replace(',', 'x')}.html")
+def _measured(browser: str, page: Path, size: str, scratch: Path) -> dict:
+    """The layout of ``page`` in a ``size`` window (:data:`MEASURE`), from a measuring copy
+    written in ``scratch`` (the pages are self-contained; the run's results stay as made)."""
+    copy = scratch / f"{page.parent.parent.name}-{page.stem}-{size.replace(',', 'x')}.html"
     head, body_end, tail = page.read_text().rpartition("</body>")
     assert body_end, f"{page} has no </body>"
     copy.write_text(head + MEASURE + body_end + tail)
@@ -130,9 +131,9 @@ def test_born_table_numbers_are_rounded(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
-def test_report_opens_at_its_title_and_nothing_is_wider_than_its_pane(report, size):
+def test_report_opens_at_its_title_and_nothing_is_wider_than_its_pane(report, size, tmp_path):
     browser = _browser()
-    page = _measured(browser, report, size)
+    page = _measured(browser, report, size, tmp_path)
     # opened at the top: neither the window nor any scrolling pane is scrolled
     assert page["scrollY"] == 0 and page["scrollX"] == 0, page
     assert all(pane["scrollTop"] == 0 and pane["scrollLeft"] == 0 for pane in page["panes"])
@@ -154,7 +155,7 @@ def test_report_opens_at_its_title_and_nothing_is_wider_than_its_pane(report, si
     tables = sorted(report.parent.glob("*/tables/born.html"))
     assert tables, "the small run makes Born tables"
     for table in tables:
-        shown = _measured(browser, table, pane_size)
+        shown = _measured(browser, table, pane_size, tmp_path)
         assert shown["table"] is not None, table
         assert shown["scrollWidth"] <= shown["clientWidth"], (table, shown)
         assert shown["table"]["right"] <= shown["width"], (table, shown)
