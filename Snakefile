@@ -3,6 +3,7 @@
 #
 #   snakemake --cores 2                       # run config/config.yaml
 #   snakemake --cores 2 --configfile my.yaml  # deep-merged over it
+#   snakemake --cores 2 --quiet reason        # Snakemake's full per-job output (debugging)
 #
 #   snakemake --report results/report.html    # self-contained HTML: figures, tables, config
 #
@@ -64,11 +65,44 @@ onstart:
     # it (not an input of those jobs: a changed setting reruns the summaries, not the cells)
     for sweep, analysis in SWEEP_ANALYSIS.items():
         write_analysis_settings(Path(RESULTS) / sweep, analysis)
+    start_console()
 
 
 SWEEP_CELLS, SWEEP_ANALYSIS = check_sweeps(config)
 SWEEP_BATCHES = plan_batches(SWEEP_CELLS)
 MISSING_STORES = find_missing_stores(SWEEP_BATCHES)
+
+
+# ------------------------------------------------------------------------------ console
+# The default profile silences Snakemake's per-job blocks (quiet: rules, progress, host,
+# reason); the workflow says instead which sweeps and cells run, cells done of total and
+# trajectory-steps/s while they run, and where the results are, or which job failed and
+# where its log is (cq_core/pipeline/progress.py). A dry run prints the same first lines
+# (`snakemake -n --quiet rules` shows Snakemake's job table as well).
+from snakemake.logging import logger
+from snakemake.settings.enums import Quietness
+
+from cq_core.pipeline.progress import Console, plan_sweeps, start_lines
+
+CONSOLE = Console(RESULTS, logger.info)
+
+if workflow.output_settings.dryrun and workflow.is_main_process:
+    for line in start_lines(plan_sweeps(SWEEP_CELLS, RESULTS), RESULTS):
+        logger.info(line)
+
+
+def start_console():
+    """onstart: the plan of this run (stores read now), then progress and failed jobs."""
+    terse = Quietness.RULES in workflow.output_settings.quiet
+    CONSOLE.start(plan_sweeps(SWEEP_CELLS, RESULTS), logger, terse=terse)
+
+
+onsuccess:
+    CONSOLE.finish(get_all_figures())
+
+
+onerror:
+    CONSOLE.fail()
 
 
 # --------------------------------------------------------------------------------- rules

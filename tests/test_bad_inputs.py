@@ -222,7 +222,9 @@ def test_a_bad_config_fails_the_dry_run(case_id, tiny_workflow, user_models, tmp
     case = next(case for case in CASES if case.id == case_id)
     override = config_override(tmp_path, case.change)
     result = run_snakemake(
-        tiny_workflow, "-n", "--configfile", str(override), env={"PYTHONPATH": str(user_models)}
+        tiny_workflow,
+        *("-n", "--quiet", "rules", "--configfile", str(override)),  # rules: with the job table
+        env={"PYTHONPATH": str(user_models)},
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output

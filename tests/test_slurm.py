@@ -525,7 +525,8 @@ def test_a_cancelled_cell_job_is_reported_and_only_it_is_rerun(slurm, local_canc
     before = {other: (p.stat().st_mtime_ns, sorted(p.rglob("*"))) for other, p in finished.items()}
 
     began = time.monotonic()
-    process = start_snakemake(workdir, *options)
+    # --quiet rules in place of the default profile's list: with Snakemake's job table
+    process = start_snakemake(workdir, *options, "--quiet", "rules")
     try:
         _, stderr = process.communicate(timeout=240)
     finally:

@@ -47,6 +47,7 @@ from ..cells import (
 from ..verify import stale_reason
 from ..version import NUMERICS_VERSION
 from .layout import cell_id, sigma_label
+from .progress import record_cell
 
 __all__ = [
     "CELLS_PER_JOB",
@@ -227,6 +228,7 @@ def run_batch(
                 _store_in_process(spec, path, block_size, log)
             if after_store is not None:
                 after_store(path, spec)
+            record_cell(manifest.parent.parent, _cell_name(spec), work)  # the run's console
             done_steps += work
             elapsed = max(time.perf_counter() - start, 1e-9)
             log.info(

@@ -279,9 +279,11 @@ the figure is Snakemake's own."""
 
 
 def dry_run(workdir: Path, *args: str) -> tuple[int, str, int]:
-    """``snakemake -n --cores 1 …`` in ``workdir``: exit code, output, peak RSS (kB)."""
+    """``snakemake -n --quiet rules --cores 1 …`` in ``workdir``: exit code, output, peak RSS (kB).
+
+    ``--quiet rules`` (in place of the default profile's list) keeps Snakemake's job table."""
     out, rss = workdir / ".dry-run.out", workdir / ".dry-run.rss"
-    command = [SNAKEMAKE, "-n", "--cores", "1", *args]
+    command = [SNAKEMAKE, "-n", "--quiet", "rules", "--cores", "1", *args]  # with the job table
     with open(out, "w") as sink:
         code = subprocess.run(
             [sys.executable, "-c", RSS_LAUNCHER, str(rss), *command],
