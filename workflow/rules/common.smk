@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import cq_core
 from cq_core.pipeline import layout
 from cq_core.pipeline.batch import batch_digest, partition
-from cq_core.sweep import check_analysis, sweep_cell_specs
+from cq_core.pipeline.sweep_config import check_analysis, sweep_cell_specs
 
 PYTHON = sys.executable
 RESULTS = config["results"].rstrip("/")
