@@ -76,8 +76,9 @@ Layout = dict[str, tuple[tuple[str, ...], tuple[int, ...]]]
 def recorded_hash(cell: Mapping[str, Any], numerics_version: str) -> str:
     """The hash a store of ``cell`` computed at ``numerics_version`` must record.
 
-    The formula of :attr:`cq_core.cells.CellSpec.config_hash`, but for any numerics version,
-    so that a store from another numerics version is still checked against its own cell.
+    The formula of :attr:`cq_core.pipeline.cell_spec.CellSpec.config_hash`, but for any
+    numerics version, so that a store from another numerics version is still checked against
+    its own cell.
     """
     return recorded_cell_hash(CellSpec.from_dict(cell).to_dict(), numerics_version)
 

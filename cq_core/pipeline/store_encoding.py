@@ -61,8 +61,8 @@ def _compressors() -> list[Any]:
     The checksum (32 bits of the XXH64 of the decompressed bytes, ending the chunk's frame) makes
     a chunk whose bytes changed on disk fail to decode (``RuntimeError: Zstd decompression
     error: … doesn't match checksum``) instead of decoding to wrong numbers, so that
-    :mod:`cq_core.verify` and every reader see the damage. It is recorded in each array's
-    ``zarr.json`` and checked on every read.
+    :mod:`cq_core.pipeline.store_checks` and every reader see the damage. It is recorded in
+    each array's ``zarr.json`` and checked on every read.
     """
     from zarr.codecs import ZstdCodec
 
