@@ -241,6 +241,8 @@ def _table_born(args: argparse.Namespace) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from .pipeline import verify
+    from .pipeline.batch import DASK_MIN_TRAJECTORY_STEPS
+    from .pipeline.dask_runner import CONNECT_TIMEOUT, WORKER_TIMEOUT
 
     parser = argparse.ArgumentParser(prog="python -m cq_core", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -276,8 +278,8 @@ def _parser() -> argparse.ArgumentParser:
         "kernel and the amount of work",
     )
     cell.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler")
-    cell.add_argument("--connect-timeout", type=float, default=10.0, help="seconds")
-    cell.add_argument("--worker-timeout", type=float, default=60.0, help="seconds")
+    cell.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, help="seconds")
+    cell.add_argument("--worker-timeout", type=float, default=WORKER_TIMEOUT, help="seconds")
     cell.add_argument(
         "--numerics-version",
         default=None,
@@ -295,7 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--dask-min-trajectory-steps",
         type=int,
-        default=2_000_000,
+        default=DASK_MIN_TRAJECTORY_STEPS,
         help="smaller cells run in this process, without Dask",
     )
     batch.add_argument("--block-size", type=int, default=None, help="trajectories per block")
@@ -304,8 +306,8 @@ def _parser() -> argparse.ArgumentParser:
         "--processes", choices=("auto", "true", "false"), default="auto", help="as for run-cell"
     )
     batch.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler")
-    batch.add_argument("--connect-timeout", type=float, default=10.0, help="seconds")
-    batch.add_argument("--worker-timeout", type=float, default=60.0, help="seconds")
+    batch.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, help="seconds")
+    batch.add_argument("--worker-timeout", type=float, default=WORKER_TIMEOUT, help="seconds")
     batch.set_defaults(action=_run_batch)
 
     summary = sub(commands, "summarise", help="summarise the cells of a sweep")
