@@ -27,6 +27,7 @@ from .models import (
     registered_models,
 )
 from .models.pauli import identity, kron, on_site
+from .pipeline.sweep_dataset import open_sweep
 from .solver.integrate import STATUS_CODES, Trajectories, integrate
 from .solver.master_equation import solve_master_equation
 from .solver.noise import BrownianIncrements, trajectory_generator
@@ -35,7 +36,6 @@ from .solver.positivity import check_noise_covers_backreaction
 from .solver.schemes import QUANTUM_STEPS, SCHEMES
 from .solver.settings import METHODS, MODES, RunSettings, check_run
 from .solver.simulate import simulate, to_dataset
-from .sweep import open_sweep
 from .version import NUMERICS_VERSION, __version__
 
 __all__ = [

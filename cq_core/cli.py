@@ -6,7 +6,7 @@ every stored cell out of date, while a change of :data:`cq_core.NUMERICS_VERSION
 cell rule passes it as a parameter).
 
 ``run-cell``
-    Run one cell (a :class:`cq_core.cells.CellSpec` given as JSON) on Dask and store it
+    Run one cell (a :class:`cq_core.pipeline.cell_spec.CellSpec` given as JSON) on Dask and store it
     atomically as Zarr. Execution settings (block size, threads, scheduler address) are
     options: they never change a stored number.
 ``summarise``
@@ -61,7 +61,9 @@ def _quiet_distributed() -> None:
 
 
 def _run_cell(args: argparse.Namespace) -> None:
-    from .cells import CellSpec, remove_stale_temporaries, run_cell_to_store
+    from .pipeline.cell_spec import CellSpec
+    from .pipeline.cell_to_store import run_cell_to_store
+    from .pipeline.locks import remove_stale_temporaries
 
     _quiet_distributed()
     spec = CellSpec.from_json(args.spec)
@@ -110,8 +112,8 @@ def _cell_paths(paths: Sequence[Path]) -> list[Path]:
 
 
 def _run_batch(args: argparse.Namespace) -> None:
-    from .cells import CellSpec
     from .pipeline.batch import run_batch
+    from .pipeline.cell_spec import CellSpec
     from .pipeline.layout import cell_store, sigma_label
     from .pipeline.statistics_store import compute_cell_statistics, read_analysis_settings
     from .version import NUMERICS_VERSION
@@ -155,7 +157,7 @@ def _summarise(args: argparse.Namespace) -> None:
     """The sweep's summary merged from its cells' statistics (computed where missing)."""
     from .pipeline.statistics_store import summarise_stores
     from .pipeline.summary_store import write_summary
-    from .sweep import sweep_cells
+    from .pipeline.sweep_dataset import sweep_cells
     from .version import NUMERICS_VERSION
 
     analysis = json.loads(args.analysis)
@@ -181,7 +183,7 @@ def _save(fig, outputs: Sequence[Path], dpi: int | None) -> None:
 
 def _open_cells(cells: Sequence[Path]):
     """The sweep of the given cell stores (``results/<sweep>/cells/sigma=…/seed=….zarr``)."""
-    from .sweep import open_sweep
+    from .pipeline.sweep_dataset import open_sweep
     from .version import NUMERICS_VERSION
 
     cells = _cell_paths(cells)
@@ -239,7 +241,9 @@ def _table_born(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import verify
+    from .pipeline import verify
+    from .pipeline.batch import DASK_MIN_TRAJECTORY_STEPS
+    from .pipeline.dask_runner import CONNECT_TIMEOUT, WORKER_TIMEOUT
 
     parser = argparse.ArgumentParser(prog="python -m cq_core", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -275,8 +279,8 @@ def _parser() -> argparse.ArgumentParser:
         "kernel and the amount of work",
     )
     cell.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler")
-    cell.add_argument("--connect-timeout", type=float, default=10.0, help="seconds")
-    cell.add_argument("--worker-timeout", type=float, default=60.0, help="seconds")
+    cell.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, help="seconds")
+    cell.add_argument("--worker-timeout", type=float, default=WORKER_TIMEOUT, help="seconds")
     cell.add_argument(
         "--numerics-version",
         default=None,
@@ -294,7 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--dask-min-trajectory-steps",
         type=int,
-        default=2_000_000,
+        default=DASK_MIN_TRAJECTORY_STEPS,
         help="smaller cells run in this process, without Dask",
     )
     batch.add_argument("--block-size", type=int, default=None, help="trajectories per block")
@@ -303,8 +307,8 @@ def _parser() -> argparse.ArgumentParser:
         "--processes", choices=("auto", "true", "false"), default="auto", help="as for run-cell"
     )
     batch.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler")
-    batch.add_argument("--connect-timeout", type=float, default=10.0, help="seconds")
-    batch.add_argument("--worker-timeout", type=float, default=60.0, help="seconds")
+    batch.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, help="seconds")
+    batch.add_argument("--worker-timeout", type=float, default=WORKER_TIMEOUT, help="seconds")
     batch.set_defaults(action=_run_batch)
 
     summary = sub(commands, "summarise", help="summarise the cells of a sweep")

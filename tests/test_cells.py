@@ -33,6 +33,7 @@ from cq_core.cells import (
     store_chunks,
     write_cell,
 )
+from cq_core.pipeline import cell_to_store
 
 # 600 trajectories: two stored trajectory chunks; 10 steps keep it fast.
 SPEC = CellSpec(
@@ -187,7 +188,7 @@ def test_a_failed_worker_written_block_raises_and_leaves_no_store(tmp_path, monk
     def broken_write(block, temporary):
         raise OSError("disk full while writing a block")
 
-    monkeypatch.setattr(cells, "_write_block", broken_write)  # in-process workers see it
+    monkeypatch.setattr(cell_to_store, "_write_block", broken_write)  # in-process workers see it
     with pytest.raises(OSError, match="disk full"):
         run_cell_to_store(
             SPEC, tmp_path / "seed=3.zarr", block_size=500, threads=2, processes=False,

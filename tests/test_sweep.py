@@ -126,11 +126,11 @@ def test_analysis_errors_name_the_key(analysis, key):
 
 @pytest.mark.parametrize("mode", ["pure", "density"])
 def test_open_sweep_from_metadata_equals_combining_the_opened_cells(tmp_path, monkeypatch, mode):
-    from cq_core import cells
     from cq_core.cells import run_cell
+    from cq_core.pipeline import store_encoding
     from cq_core.sweep import open_store
 
-    monkeypatch.setattr(cells, "STORE_TRAJECTORY_CHUNK", 4)  # 10 trajectories: 3 chunks
+    monkeypatch.setattr(store_encoding, "STORE_TRAJECTORY_CHUNK", 4)  # 10 trajectories: 3 chunks
     root = tmp_path / "recorded"
     for sigma in (2.0, 0.5, 1.0):
         for seed in (4, 1):

@@ -32,22 +32,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..cells import (
+from ..version import NUMERICS_VERSION
+from .cell_spec import CellSpec, split_blocks
+from .cell_store import _CellStoreWriter
+from .cell_to_store import _layout_sample, run_cell_to_store
+from .dask_runner import (
     CONNECT_TIMEOUT,
     DEFAULT_BLOCK_SIZE,
     WORKER_TIMEOUT,
-    CellSpec,
-    _CellStoreWriter,
-    _layout_sample,
+    _positive_int,
     dask_client,
-    run_cell_to_store,
-    split_blocks,
     use_processes,
 )
-from ..verify import stale_reason
-from ..version import NUMERICS_VERSION
 from .layout import cell_id, sigma_label
 from .progress import record_cell
+from .store_checks import stale_reason
 
 __all__ = [
     "CELLS_PER_JOB",
@@ -69,12 +68,6 @@ DASK_MIN_TRAJECTORY_STEPS = 2_000_000
 """Default ``batch.dask_min_trajectory_steps``: below it (~0.2 s of the fused kernels) a cell
 runs in the batch process; Dask's cluster start and task round trips would not pay."""
 MANIFEST_VERSION = 1
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 def n_batches(n_cells: int, cells_per_job: int = CELLS_PER_JOB) -> int:

@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "CELL_GLOB",
+    "SUMMARY_STORE",
     "batch_log",
     "batch_manifest",
     "batch_stamp",
@@ -26,8 +28,14 @@ __all__ = [
 ]
 
 
+CELL_GLOB = "sigma=*/seed=*.zarr"
+"""The cell stores below ``results/<sweep>/cells`` (temporary stores end in ``.tmp``)."""
+SUMMARY_STORE = "summary.zarr"
+"""The sweep's summary store, in ``results/<sweep>/``."""
+
+
 def sigma_label(sigma: float) -> str:
-    """σ as written in a cell's path: ``repr(float(σ))``."""
+    """σ as written in a cell's path: ``repr(float(σ))`` (``0.025``, ``1e-05``)."""
     return repr(float(sigma))
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from ..cells import atomic_write_zarr
-from ..sweep import open_store
+from .cell_store import atomic_write_zarr
+from .sweep_dataset import open_store
 
 __all__ = ["open_summary", "write_summary"]
 

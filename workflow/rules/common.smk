@@ -16,8 +16,8 @@ from types import SimpleNamespace
 
 import cq_core
 from cq_core.pipeline import layout
-from cq_core.pipeline.batch import batch_digest, partition
-from cq_core.sweep import check_analysis, sweep_cell_specs
+from cq_core.pipeline.batch import DASK_MIN_TRAJECTORY_STEPS, batch_digest, partition
+from cq_core.pipeline.sweep_config import check_analysis, sweep_cell_specs
 
 PYTHON = sys.executable
 RESULTS = config["results"].rstrip("/")
@@ -39,7 +39,7 @@ def _dask_options(dask, batch):
         "--connect-timeout", str(dask["connect_timeout"]),
         "--worker-timeout", str(dask["worker_timeout"]),
         "--dask-min-trajectory-steps",
-        str(batch.get("dask_min_trajectory_steps", 2_000_000)),
+        str(batch.get("dask_min_trajectory_steps", DASK_MIN_TRAJECTORY_STEPS)),
     ]
     if dask["scheduler_address"]:
         options += ["--scheduler-address", dask["scheduler_address"]]
