@@ -29,7 +29,6 @@ from .models import (
 from .models.pauli import identity, kron, on_site
 from .pipeline.sweep_dataset import open_sweep
 from .solver.integrate import STATUS_CODES, Trajectories, integrate
-from .solver.master_equation import solve_master_equation
 from .solver.noise import BrownianIncrements, trajectory_generator
 from .solver.operators import measurement_operators
 from .solver.positivity import check_noise_covers_backreaction
@@ -77,9 +76,14 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """``cq_core.sx``, ``sy``, ``sz``: the Pauli matrices, built (importing SymPy) on first use."""
+    """``cq_core.sx``, ``sy``, ``sz``: the Pauli matrices, built (importing SymPy) on first use;
+    ``cq_core.solve_master_equation``, imported on first use."""
     if name in ("sx", "sy", "sz"):
         from .models.pauli import pauli
 
         return pauli(name)
+    if name == "solve_master_equation":  # SciPy's FFT loads only for the master equation
+        from .solver.master_equation import solve_master_equation
+
+        return solve_master_equation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

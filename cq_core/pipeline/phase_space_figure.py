@@ -25,14 +25,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
-from matplotlib.figure import Figure
 
 from ..models import Model
-from ..solver.master_equation import check_master_equation_model
+
+if TYPE_CHECKING:  # matplotlib and the solver's SciPy are imported by the jobs that draw
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DEFAULT_GRID",
@@ -173,6 +174,8 @@ def check_phase_space(
             "trajectories; this sweep has mode: mean_field"
         )
     try:
+        from ..solver.master_equation import check_master_equation_model
+
         check_master_equation_model(model, sigma)
     except ValueError as err:
         raise ValueError(
