@@ -291,6 +291,18 @@ KERNEL_KEYS = (
 """Top-level keys of results.json that the kernel section writes."""
 
 
+def _save(results: dict[str, Any], path: Path, output_dir: Path) -> str:
+    """Write results.json (and docs/performance.md for the default output); return the page."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        json.dump(results, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+    page = performance.render(results)
+    if output_dir.resolve() == (REPOSITORY / "benchmarks").resolve():
+        performance.DOCUMENT.write_text(page)
+    return page
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the sections, merge results.json, regenerate the docs' page."""
     parser = argparse.ArgumentParser(
@@ -327,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     machine = machine_info()
     results.setdefault("sections", {})
+    results["command"] = command
+    results["quick"] = options.quick
+    results["machine"] = {**results.get("machine", {}), **machine}
     for name in chosen:
         if name == "kernel":
             kernel, record = sections.timed(
@@ -337,25 +352,18 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 for key in KERNEL_KEYS:
                     results.pop(key, None)
-                results.update({k: v for k, v in kernel.items() if k != "command"})
+                results.update({k: v for k, v in kernel.items() if k not in ("machine", "command")})
+                results.pop("kernel_error", None)
         else:
             measure = sections.SECTIONS[name]
             results[name], record = sections.timed(name, lambda m=measure: m(options.quick))
         results["sections"][name] = {**record, "command": command, "quick": options.quick}
-    results["command"] = command
-    results["quick"] = options.quick
-    results["machine"] = {**results.get("machine", {}), **machine}
-    results["machine"]["load_average_at_end"] = load_average()
-    results["wall_s_total"] = time.perf_counter() - start
-    options.output_dir.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        json.dump(results, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
+        # saved after every section: an interrupted run keeps what it measured
+        results["machine"]["load_average_at_end"] = load_average()
+        results["wall_s_total"] = time.perf_counter() - start
+        page = _save(results, path, options.output_dir)
     if "kernel" in chosen and "seed_workload" in results:
         report.plot(results, options.output_dir / "scaling.png")
-    page = performance.render(results)
-    if options.output_dir.resolve() == (REPOSITORY / "benchmarks").resolve():
-        performance.DOCUMENT.write_text(page)
     print(page)
     print(f"\n{command}: {results['wall_s_total']:.0f} s wall; wrote {path}")
     return 0
