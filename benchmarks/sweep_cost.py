@@ -7,21 +7,21 @@ For tiny ``linear`` sweeps (10 trajectories x 20 steps per cell) of 20, 200 and 
 (``--until simulate_batch``) and for the rest (summary), minus the CPU of simulating the same
 cells one after another in this process: the marginal CPU per cell. Then ``open_sweep`` of
 the biggest sweep (lazily), and ``snakemake -n`` of a 10 000-cell sweep (wall time and peak
-RSS). Results are merged into ``benchmarks/results.json`` under ``"sweep_cost"``.
+RSS, from a small launcher process). Run as the ``sweep_cost`` section of ``python -m
+benchmarks``: results are merged into ``benchmarks/results.json`` under ``"sweep_cost"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from ._util import REPOSITORY, load_average
+from ._util import load_average
 from .workflow_runs import (
     SNAKEMAKE,
     job_times,
@@ -109,20 +109,15 @@ def measure(n_cells: list[int], dry_cells: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks --only sweep_cost [--quick]`` (results.json and the docs' page)."""
+    from .__main__ import main as benchmarks_main
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sweep_cost")
     parser.add_argument(
         "--quick", action="store_true", help="20 cells, a 2 000-cell dry run (< 1 min)"
     )
     args = parser.parse_args(argv)
-    sizes = [20] if args.quick else [20, 200, 2000]
-    results = measure(sizes, 2000 if args.quick else 10_000)
-    results["command"] = "python -m benchmarks.sweep_cost" + (" --quick" if args.quick else "")
-    path = REPOSITORY / "benchmarks" / "results.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    stored["sweep_cost"] = results
-    path.write_text(json.dumps(stored, indent=1, default=str) + "\n")
-    print(json.dumps(results, indent=1, default=str))
-    return 0
+    return benchmarks_main(["--only", "sweep_cost", *(["--quick"] if args.quick else [])])
 
 
 if __name__ == "__main__":
