@@ -48,7 +48,7 @@ def _header(results: dict[str, Any]) -> list[str]:
         "",
         "Every number the project quotes about its speed is on this page, generated from "
         "`benchmarks/results.json` (the test suite checks that the two agree). Rerun with "
-        "`python -m benchmarks` (all sections, 15–25 minutes on 2 cores), or one part with "
+        "`python -m benchmarks` (all sections; the last run's duration is below), or one part with "
         "`python -m benchmarks --only SECTION[,SECTION]` (sections: kernel, default_sweep, "
         "sweep_cost, summary_cost, dask_cells, master_equation, manifest_hashing; `--quick` "
         "for a smoke run). CPU seconds are summed over every process; wall seconds depend on "
@@ -69,6 +69,18 @@ def _header(results: dict[str, Any]) -> list[str]:
         "| section | measured (UTC) | wall | load before | load after | command |",
         "|---|---|---|---|---|---|",
     ]
+    loads = [
+        load[0]
+        for record in results.get("sections", {}).values()
+        for load in (record.get("load_average_before"), record.get("load_average_after"))
+        if load
+    ]
+    if loads and max(loads) > (machine.get("usable_cpus") or 1):
+        lines[-3:-3] = [
+            f"- **the machine was shared**: the 1-minute load average reached {max(loads):.1f} "
+            f"on {machine.get('usable_cpus')} CPUs; wall seconds are inflated, CPU seconds "
+            "and ratios within one run much less",
+        ]
     for name, record in results.get("sections", {}).items():
         lines.append(
             f"| {name} | {record.get('date_utc', '?')} | {_s(record.get('wall_s'), 0)} | "
