@@ -116,7 +116,8 @@ def target_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 f"2. default run, `snakemake --cores {default['cores']}` wall "
                 f"({default['cells']} cells, {default['jobs']} jobs)",
-                f"{default['wall_s']:.1f} s ({default['cpu_s']:.1f} CPU-s)",
+                f"{default['wall_s']:.1f} s ({default['cpu_s']:.1f} CPU-s: on an idle machine "
+                f"≥ {default['cpu_s'] / default['cores']:.1f} s wall)",
                 f"≤ {bounds.get('wall_s', 25):.0f} s",
                 _met(default["wall_s"] <= bounds.get("wall_s", 25)),
             )

@@ -30,6 +30,12 @@ def test_page_is_generated_from_the_committed_results():
     )
 
 
+def test_every_issue_17_target_is_measured_in_the_committed_results():
+    rows = performance.target_rows(committed_results())
+    assert {row[0].split(".")[0] for row in rows} >= {"1", "2", "3", "4", "6"}, rows
+    assert all(row[3] in ("yes", "**no**") for row in rows), rows
+
+
 def _tiny(per_cell_s: float, dry_mib: float) -> dict:
     return {
         "sweep_cost": {
