@@ -58,13 +58,16 @@ def _header(results: dict[str, Any]) -> list[str]:
         "simulates hundreds of reduced runs and takes tens of minutes: it runs on its own, "
         "not as a section.",
         "",
-        f"- command: `{results.get('command', 'n/a')}` ({_s(results.get('wall_s_total'), 0)} wall)",
+        f"- last command: `{results.get('command', 'n/a')}` "
+        f"({_s(results.get('wall_s_total'), 0)} wall)",
         f"- machine: {machine.get('cpu_model', '?')}, {machine.get('usable_cpus', '?')} usable "
         f"CPUs, {machine.get('memory_total_mib', 0) / 1024:.0f} GiB, Python "
         f"{machine.get('python', '?')}, {machine.get('platform', '?')}",
         f"- packages: {packages}",
-        f"- load average at start / end: {_load(machine.get('load_average_at_start'))}; "
+        f"- load average at its start / end: {_load(machine.get('load_average_at_start'))}; "
         f"{_load(machine.get('load_average_at_end'))}",
+        "",
+        "Each section as last measured:",
         "",
         "| section | measured (UTC) | wall | load before | load after | command |",
         "|---|---|---|---|---|---|",
@@ -76,7 +79,7 @@ def _header(results: dict[str, Any]) -> list[str]:
         if load
     ]
     if loads and max(loads) > (machine.get("usable_cpus") or 1):
-        lines[-3:-3] = [
+        lines[-5:-5] = [
             f"- **the machine was shared**: the 1-minute load average reached {max(loads):.1f} "
             f"on {machine.get('usable_cpus')} CPUs; wall seconds are inflated, CPU seconds "
             "and ratios within one run much less",
