@@ -1,8 +1,12 @@
-"""``python -m benchmarks [--quick]``: measure, write results.json and scaling.png, print tables.
+"""``python -m benchmarks [--quick] [--only SECTION[,SECTION]]``: measure, write the results.
 
-A full run takes a few minutes on a 2-core machine; ``--quick`` shrinks every measurement
-for a smoke run (under a minute; its numbers are noisier). Progress goes to stderr, the
-Markdown tables to stdout.
+Sections: ``kernel`` (the kernel, its scaling and memory), ``default_sweep``, ``sweep_cost``,
+``summary_cost``, ``master_equation``, ``manifest_hashing`` (benchmarks/sections.py). A full
+run takes 15–25 minutes on a 2-core machine; ``--quick`` shrinks every measurement for a
+smoke run (a few minutes; its numbers are noisier). The results of the sections run are
+merged into ``results.json`` (the others' stored results are kept), ``scaling.png`` is drawn
+when the kernel section ran, and docs/performance.md is regenerated from results.json
+(``python -m benchmarks.performance``). Progress goes to stderr, the Markdown to stdout.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from cq_core.solver import fused as compiled
 
-from . import generated, memory, qutip_ref, report, scaling
+from . import generated, memory, performance, qutip_ref, report, scaling, sections
 from ._util import CPU_CLOCK, REPOSITORY, WALL_CLOCK, best_time, load_average, machine_info
 from .reference import lean_reference_loop, reference_loop
 from .workloads import SEED_WORKLOAD, Workload, lattice, lattice_workload, seed_workload
@@ -188,8 +192,6 @@ def _memory_task(workload: Workload, backend: str) -> dict[str, Any]:
 def run_all(preset: Preset, options: argparse.Namespace) -> dict[str, Any]:
     """Every measurement, in order; returns the results dict written to results.json."""
     results: dict[str, Any] = {
-        "command": "python -m benchmarks" + (" --quick" if options.quick else ""),
-        "quick": options.quick,
         "machine": machine_info(),
         "units": {
             "*_s": "seconds",
@@ -276,15 +278,48 @@ def run_all(preset: Preset, options: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+KERNEL_KEYS = (
+    "seed_workload",
+    "reference_loop",
+    "qutip",
+    "generated",
+    "qubit_lattice",
+    "memory",
+    "scaling",
+    "big_cell",
+)
+"""Top-level keys of results.json that the kernel section writes."""
+
+
+def _save(results: dict[str, Any], path: Path, output_dir: Path) -> str:
+    """Write results.json (and docs/performance.md for the default output); return the page."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        json.dump(results, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+    page = performance.render(results)
+    if output_dir.resolve() == (REPOSITORY / "benchmarks").resolve():
+        performance.DOCUMENT.write_text(page)
+    return page
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse options, run, write ``results.json`` and ``scaling.png``, print the tables."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smoke run (< 1 minute)")
+    """Parse options, run the sections, merge results.json, regenerate the docs' page."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run (a few minutes)")
+    parser.add_argument(
+        "--only",
+        metavar="SECTION[,SECTION]",
+        help=f"run only these sections (of: {', '.join(sections.ALL)})",
+    )
     parser.add_argument(
         "--output-dir",
         type=Path,
         default=REPOSITORY / "benchmarks",
-        help="where results.json and scaling.png go (default: benchmarks/)",
+        help="where results.json and scaling.png go (default: benchmarks/; docs/performance.md "
+        "is regenerated only for the default)",
     )
     parser.add_argument("--no-qutip", action="store_true", help="skip the QuTiP comparison")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask sweep")
@@ -292,21 +327,45 @@ def main(argv: list[str] | None = None) -> int:
         "--no-memory", action="store_true", help="skip the fresh-process memory measurements"
     )
     options = parser.parse_args(argv)
+    try:
+        chosen = sections.parse_only(options.only)
+    except ValueError as err:
+        parser.error(str(err))
+    path = options.output_dir / "results.json"
+    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    command = "python -m benchmarks" + (" --quick" if options.quick else "")
+    if options.only:
+        command += f" --only {','.join(chosen)}"
     start = time.perf_counter()
-    results = run_all(QUICK if options.quick else FULL, options)
-    results["machine"]["load_average_at_end"] = load_average()
-    results["wall_s_total"] = time.perf_counter() - start
-    options.output_dir.mkdir(parents=True, exist_ok=True)
-    with (options.output_dir / "results.json").open("w") as handle:
-        json.dump(results, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
-    report.plot(results, options.output_dir / "scaling.png")
-    print(report.markdown(results))
-    print(generated.markdown(results["generated"]))
-    print(
-        f"\n{results['command']}: {results['wall_s_total']:.0f} s wall; wrote "
-        f"{options.output_dir / 'results.json'} and {options.output_dir / 'scaling.png'}"
-    )
+    machine = machine_info()
+    results.setdefault("sections", {})
+    results["command"] = command
+    results["quick"] = options.quick
+    results["machine"] = {**results.get("machine", {}), **machine}
+    for name in chosen:
+        if name == "kernel":
+            kernel, record = sections.timed(
+                name, lambda: run_all(QUICK if options.quick else FULL, options)
+            )
+            if "error" in kernel:
+                results["kernel_error"] = kernel["error"]
+            else:
+                for key in KERNEL_KEYS:
+                    results.pop(key, None)
+                results.update({k: v for k, v in kernel.items() if k not in ("machine", "command")})
+                results.pop("kernel_error", None)
+        else:
+            measure = sections.SECTIONS[name]
+            results[name], record = sections.timed(name, lambda m=measure: m(options.quick))
+        results["sections"][name] = {**record, "command": command, "quick": options.quick}
+        # saved after every section: an interrupted run keeps what it measured
+        results["machine"]["load_average_at_end"] = load_average()
+        results["wall_s_total"] = time.perf_counter() - start
+        page = _save(results, path, options.output_dir)
+    if "kernel" in chosen and "seed_workload" in results:
+        report.plot(results, options.output_dir / "scaling.png")
+    print(page)
+    print(f"\n{command}: {results['wall_s_total']:.0f} s wall; wrote {path}")
     return 0
 
 

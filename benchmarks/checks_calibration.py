@@ -8,6 +8,9 @@ are (a correct engine: should pass ≥ 99 % of base seeds), with Γ_theory 10 % 
 the Born weight 0.05 off (wrong engines: should fail). Run:
 
     python -m benchmarks.checks_calibration --seeds 200
+
+Not a section of ``python -m benchmarks``: 200 base seeds are 200 reduced default runs
+(tens of minutes on 2 cores), so it runs on its own (docs/performance.md says so).
 """
 
 from __future__ import annotations

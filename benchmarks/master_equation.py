@@ -90,27 +90,47 @@ def convergence(sizes=(32, 64, 128, 256)) -> list[dict]:
     return rows, finest
 
 
+def measure(quick: bool = False) -> dict:
+    """Cost rows and convergence rows (``--quick``: smaller grids)."""
+    sizes = (32, 64, 128) if quick else (64, 128, 256)
+    conv_sizes = (16, 32, 64) if quick else (32, 64, 128, 256)
+    rows, finest = convergence(conv_sizes)
+    return {
+        "problem": PROBLEM,
+        "cost": cost(sizes),
+        "convergence": {"sizes": list(conv_sizes), "rows": rows, "finest": finest},
+    }
+
+
+def markdown(result: dict) -> str:
+    """Both tables of :func:`measure` and the observed orders, as Markdown."""
+    lines = ["| N | CPU s | steps | ns per cell·step |", "|---|---|---|---|"]
+    for row in result["cost"]:
+        lines.append(
+            f"| {row['n']} | {row['cpu_s']:.2f} | {row['steps']} | {row['ns_per_cell_step']:.0f} |"
+        )
+    finest, rows = result["convergence"]["finest"], result["convergence"]["rows"]
+    keys = list(finest)
+    lines.append(
+        f"\nfinest N = {result['convergence']['sizes'][-1]}: "
+        + ", ".join(f"{k} = {finest[k]:.5f}" for k in keys)
+        + "\n"
+    )
+    lines.append("| N | " + " | ".join(f"Δ {k}" for k in keys) + " |")
+    lines.append("|---|" + "---|" * len(keys))
+    for row in rows:
+        lines.append(f"| {row['n']} | " + " | ".join(f"{row[k]:.2e}" for k in keys) + " |")
+    for a, b in zip(rows[:-1], rows[1:], strict=True):
+        orders = [math.log2(a[k] / b[k]) if a[k] > 0 and b[k] > 0 else float("nan") for k in keys]
+        lines.append(f"\norder {a['n']}→{b['n']}: " + ", ".join(f"{o:.2f}" for o in orders))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller grids (a smoke run)")
     args = parser.parse_args()
-    sizes = (32, 64, 128) if args.quick else (64, 128, 256)
-    print("| N | CPU s | steps | ns per cell·step |\n|---|---|---|---|")
-    for row in cost(sizes):
-        print(
-            f"| {row['n']} | {row['cpu_s']:.2f} | {row['steps']} | {row['ns_per_cell_step']:.0f} |"
-        )
-    conv_sizes = (16, 32, 64) if args.quick else (32, 64, 128, 256)
-    rows, finest = convergence(conv_sizes)
-    keys = list(finest)
-    print(f"\nfinest N = {conv_sizes[-1]}: " + ", ".join(f"{k} = {finest[k]:.5f}" for k in keys))
-    print("| N | " + " | ".join(f"Δ {k}" for k in keys) + " |")
-    print("|---|" + "---|" * len(keys))
-    for row in rows:
-        print(f"| {row['n']} | " + " | ".join(f"{row[k]:.2e}" for k in keys) + " |")
-    for a, b in zip(rows[:-1], rows[1:], strict=True):
-        orders = [math.log2(a[k] / b[k]) if a[k] > 0 and b[k] > 0 else float("nan") for k in keys]
-        print(f"order {a['n']}→{b['n']}: " + ", ".join(f"{o:.2f}" for o in orders))
+    print(markdown(measure(args.quick)))
 
 
 if __name__ == "__main__":

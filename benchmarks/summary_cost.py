@@ -36,8 +36,12 @@ SIGMAS = 20
 
 def tiny_sweep(root: Path, n_cells: int) -> list[Path]:
     """The stores of a tiny sweep of ``n_cells`` cells under ``root`` (written if missing)."""
-    from cq_core.cells import CellSpec, write_cell
-    from cq_core.sweep import sigma_label
+    try:  # the target layout, then the old one
+        from cq_core.pipeline.cells import CellSpec, write_cell
+        from cq_core.pipeline.sweep import sigma_label
+    except ImportError:
+        from cq_core.cells import CellSpec, write_cell
+        from cq_core.sweep import sigma_label
 
     seeds = max(1, n_cells // SIGMAS)
     paths = []
@@ -59,13 +63,13 @@ def summary_cost(
     ``open_sweep_s`` is measured only up to ``open_sweep_max`` cells (None above: opening
     thousands of cells with ``open_sweep`` alone takes minutes today).
     """
+    from cq_core import open_sweep
     from cq_core.analysis import summarise
     from cq_core.pipeline.statistics_store import (
         read_statistics,
         statistics_path,
         summarise_stores,
     )
-    from cq_core.sweep import open_sweep
 
     paths = tiny_sweep(Path(root), n_cells)
     for path in paths:

@@ -7,27 +7,31 @@ For tiny ``linear`` sweeps (10 trajectories x 20 steps per cell) of 20, 200 and 
 (``--until simulate_batch``) and for the rest (summary), minus the CPU of simulating the same
 cells one after another in this process: the marginal CPU per cell. Then ``open_sweep`` of
 the biggest sweep (lazily), and ``snakemake -n`` of a 10 000-cell sweep (wall time and peak
-RSS). Results are merged into ``benchmarks/results.json`` under ``"sweep_cost"``.
+RSS, from a small launcher process). Run as the ``sweep_cost`` section of ``python -m
+benchmarks``: results are merged into ``benchmarks/results.json`` under ``"sweep_cost"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
-import resource
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ._util import load_average
+from .workflow_runs import (
+    SNAKEMAKE,
+    job_times,
+    peak_rss_of,
+    run_snakemake,
+    simulate_cpu,
+    sweep_cells,
+    workflow_copy,
+)
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 CELL = {
     "model": "linear",
     "params": {},
@@ -40,6 +44,15 @@ CELL = {
     "excess": 0.0,
     "analysis": {"time_slices": [0.0, 0.02], "hist_bins": 8, "fit_window": None, "figures": []},
 }
+"""One tiny cell: ``linear``, 10 trajectories × 20 steps."""
+TARGETS = {
+    "marginal_cpu_per_cell_s": 0.3,
+    "open_sweep_s": 5.0,
+    "summary_s": 20.0,
+    "dry_run_wall_s": 20.0,
+    "dry_run_peak_rss_mib": 300e6 / 2**20,
+}
+"""Issue 17's targets (seconds, MiB; 300 MB = 286 MiB)."""
 
 
 def _config(n_sigma: int, n_seed: int) -> dict[str, Any]:
@@ -54,102 +67,57 @@ def _config(n_sigma: int, n_seed: int) -> dict[str, Any]:
     }
 
 
-def _workflow(root: Path, config: dict[str, Any]) -> Path:
-    root.mkdir(parents=True)
-    shutil.copy2(REPOSITORY / "Snakefile", root)
-    ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
-    shutil.copytree(REPOSITORY / "workflow", root / "workflow", ignore=ignore)
-    shutil.copytree(REPOSITORY / "profiles", root / "profiles", ignore=ignore)
-    (root / "config").mkdir()
-    shutil.copy2(REPOSITORY / "config" / "schema.yaml", root / "config")
-    (root / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    return root
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _snakemake(root: Path, *args: str) -> tuple[float, float]:
-    """Wall and process-tree CPU seconds of one snakemake run (which must succeed)."""
-    cpu, wall = _children_cpu(), time.perf_counter()
-    result = subprocess.run([SNAKEMAKE, *args], cwd=root, capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(result.stderr[-3000:])
-    return time.perf_counter() - wall, _children_cpu() - cpu
-
-
-def _simulate_cpu(config: dict[str, Any]) -> float:
-    """CPU of simulating every cell of the sweep one after another in this process."""
-    from cq_core.sweep import sweep_cell_specs
-
-    specs = list(sweep_cell_specs("tiny", config["sweeps"]["tiny"]).values())
-    specs[0].simulate()  # warm-up (kernel load)
-    start = time.process_time()
-    for spec in specs:
-        spec.simulate()
-    return time.process_time() - start
-
-
 def measure(n_cells: list[int], dry_cells: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"per_cell": {}}
+    """Marginal CPU per cell, summary, ``open_sweep`` and dry-run costs (module doc)."""
+    try:
+        from cq_core import open_sweep
+    except ImportError:
+        from cq_core.sweep import open_sweep
+    out: dict[str, Any] = {"per_cell": {}, "targets": TARGETS}
+    out["load_average_before"] = load_average()
     with tempfile.TemporaryDirectory() as folder:
         biggest = None
         for n in n_cells:
             n_seed = 10 if n >= 10 else 1
             config = _config(n // n_seed, n_seed)
-            root = _workflow(Path(folder) / f"sweep-{n}", config)
-            cells_wall, cells_cpu = _snakemake(root, "--cores", "2", "--until", "simulate_batch")
-            rest_wall, rest_cpu = _snakemake(root, "--cores", "2")
-            simulate = _simulate_cpu(config)
-            out["per_cell"][n] = {
-                "cells_wall_s": cells_wall,
-                "cells_cpu_s": cells_cpu,
-                "summary_wall_s": rest_wall,
-                "summary_cpu_s": rest_cpu,
+            root = workflow_copy(Path(folder) / f"sweep-{n}", config)
+            cells = run_snakemake(root, "--cores", "2", "--until", "simulate_batch")
+            rest = run_snakemake(root, "--cores", "2")
+            summary_job = job_times(root)["rules"].get("summarise_sweep", {}).get("max_s")
+            simulate = simulate_cpu(sweep_cells("tiny", config["sweeps"]["tiny"], 0))
+            out["per_cell"][str(n)] = {
+                "cells_wall_s": cells["wall_s"],
+                "cells_cpu_s": cells["cpu_s"],
+                "summary_wall_s": rest["wall_s"],
+                "summary_cpu_s": rest["cpu_s"],
+                "summary_job_wall_s": summary_job,
                 "simulate_cpu_s": simulate,
-                "marginal_cpu_per_cell_s": (cells_cpu - simulate) / n,
-                "marginal_cpu_per_cell_with_summary_s": (cells_cpu + rest_cpu - simulate) / n,
+                "marginal_cpu_per_cell_s": (cells["cpu_s"] - simulate) / n,
+                "marginal_cpu_per_cell_with_summary_s": (cells["cpu_s"] + rest["cpu_s"] - simulate)
+                / n,
             }
-            print(f"{n} cells: {out['per_cell'][n]}", file=sys.stderr)
+            print(f"{n} cells: {out['per_cell'][str(n)]}", file=sys.stderr, flush=True)
             biggest = root
-        from cq_core.sweep import open_sweep
-
         start = time.perf_counter()
         open_sweep(biggest / "results" / "tiny")
         out["open_sweep_s"] = {"cells": max(n_cells), "seconds": time.perf_counter() - start}
-        root = _workflow(Path(folder) / "dry", _config(dry_cells // 100, 100))
-        wall = time.perf_counter()
-        result = subprocess.run(
-            ["/usr/bin/time", "-f", "%M", SNAKEMAKE, "-n", "--quiet", "rules"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-        )
-        out["dry_run"] = {
-            "cells": dry_cells,
-            "wall_s": time.perf_counter() - wall,
-            "peak_rss_mib": int(result.stderr.strip().splitlines()[-1]) / 1024,
-        }
+        root = workflow_copy(Path(folder) / "dry", _config(dry_cells // 100, 100))
+        dry = peak_rss_of([SNAKEMAKE, "-n", "--cores", "2", "--quiet", "rules"], root)
+        out["dry_run"] = {"cells": dry_cells, **dry}
+    out["load_average_after"] = load_average()
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks --only sweep_cost [--quick]`` (results.json and the docs' page)."""
+    from .__main__ import main as benchmarks_main
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sweep_cost")
     parser.add_argument(
         "--quick", action="store_true", help="20 cells, a 2 000-cell dry run (< 1 min)"
     )
     args = parser.parse_args(argv)
-    sizes = [20] if args.quick else [20, 200, 2000]
-    results = measure(sizes, 2000 if args.quick else 10_000)
-    results["command"] = "python -m benchmarks.sweep_cost" + (" --quick" if args.quick else "")
-    path = REPOSITORY / "benchmarks" / "results.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    stored["sweep_cost"] = results
-    path.write_text(json.dumps(stored, indent=1, default=str) + "\n")
-    print(json.dumps(results, indent=1, default=str))
-    return 0
+    return benchmarks_main(["--only", "sweep_cost", *(["--quick"] if args.quick else [])])
 
 
 if __name__ == "__main__":
