@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -247,6 +248,20 @@ def _wait_until_gone(group: int, timeout: float) -> bool:
     return False
 
 
+DEFAULT_SIGNALS = (
+    "import os, signal, sys; "
+    "h, m = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []); "
+    "(h is not signal.default_int_handler or signal.SIGINT in m) and "
+    "print('launcher: SIGINT was', h, 'blocked' if signal.SIGINT in m else '', file=sys.stderr); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+"""Exec the command with SIGINT at its default, as a terminal's Ctrl-C finds it. A child
+inherits an ignored or blocked SIGINT across exec, and Python then never raises
+KeyboardInterrupt: late in the suite the interrupted run could finish with status 0."""
+
+
 def interrupt_sweep(workdir: Path, how: signal.Signals) -> subprocess.CompletedProcess:
     """Run the README's command; once a cell is stored and another is computing, send ``how``.
 
@@ -256,7 +271,7 @@ def interrupt_sweep(workdir: Path, how: signal.Signals) -> subprocess.CompletedP
     output = workdir / "interrupted.log"
     with output.open("w") as sink:
         process = subprocess.Popen(
-            readme_run_command(),
+            [sys.executable, "-c", DEFAULT_SIGNALS, *readme_run_command()],
             cwd=workdir,
             stdout=sink,
             stderr=subprocess.STDOUT,
