@@ -36,6 +36,7 @@ from cq_core.pipeline.config_values import (  # noqa: E402
     MAX_SEED,
     MAX_SHOWN,
     check_config_values,
+    shown,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -236,7 +237,8 @@ def test_a_config_file_that_is_not_plain_data_is_refused(tmp_path, text, says):
     finally:
         tracemalloc.stop()
     message = str(caught.value)
-    assert message.startswith(f"invalid config file {str(path)!r}"), message
+    # the file's path, echoed like any value: in full, or cut with its length when long
+    assert message.startswith(f"invalid config file {shown(str(path))}"), message
     assert says in message, message
     assert len(message) <= LONGEST_MESSAGE, message
     assert peak < 16 * 2**20, peak  # the file itself; nothing expanded
