@@ -89,6 +89,11 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the trajectories")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="merge the result into benchmarks/results.json and regenerate docs/performance.md",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     outcomes = {"correct": [], "gamma_10pc_off": [], "born_0.05_off": []}
@@ -121,7 +126,30 @@ def main(argv=None) -> dict:
         "seconds": round(time.perf_counter() - start, 1),
     }
     print(json.dumps(result, indent=2))
+    if args.record:
+        _record(result, argv)
     return result
+
+
+def _record(result: dict, argv) -> None:
+    """Merge ``result`` into benchmarks/results.json and regenerate docs/performance.md."""
+    import os
+    import sys
+    from datetime import UTC, datetime
+
+    from .performance import DOCUMENT, RESULTS, render
+
+    command = " ".join(["python -m benchmarks.checks_calibration", *(argv or sys.argv[1:])])
+    result = {
+        **result,
+        "command": command,
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_after": list(os.getloadavg()),
+    }
+    results = json.loads(RESULTS.read_text())
+    results["checks_calibration"] = result
+    RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    DOCUMENT.write_text(render(results))
 
 
 if __name__ == "__main__":

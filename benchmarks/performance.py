@@ -283,6 +283,39 @@ def _pipeline(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def calibration_lines(calibration: dict[str, Any]) -> list[str]:
+    """How often the reduced default run's checks pass (correct engine) and fail (wrong ones)."""
+    n = calibration["base_seeds"]
+    rows = [
+        (
+            "a correct engine passes every check",
+            f"{calibration['pass_rate_correct']:.1%} of {n} base seeds",
+            "≥ 99 %",
+            _met(calibration["pass_rate_correct"] >= 0.99),
+        ),
+        (
+            "Γ 10 % off is caught",
+            f"{calibration['fail_rate_gamma_10pc_off']:.1%} of {n}",
+            "most",
+            "",
+        ),
+        (
+            "a Born weight 0.05 off is caught",
+            f"{calibration['fail_rate_born_0.05_off']:.1%} of {n}",
+            "most",
+            "",
+        ),
+    ]
+    return [
+        f"`{calibration.get('command', 'python -m benchmarks.checks_calibration')}` "
+        f"({calibration.get('seconds', 0):.0f} s; trajectories × {calibration.get('scale', 1)}; "
+        f"median of the largest |z| per run: {calibration['median_max_abs_z_correct']:.2f}). "
+        "Holm–Bonferroni at 1 % over every check of the `histograms` and `linear` sweeps.",
+        "",
+        *_table("| check | measured | bound | met |", rows),
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole page (Markdown) for ``results`` (a parsed results.json)."""
     from . import bench_dask_cells, generated, manifest_hashing, master_equation, report
@@ -322,6 +355,10 @@ def render(results: dict[str, Any]) -> str:
             "",
             master_equation.markdown(solver),
         ]
+    calibration = results.get("checks_calibration") or {}
+    if "pass_rate_correct" in calibration:
+        lines += ["", "## The run's checks, calibrated over base seeds", ""]
+        lines += calibration_lines(calibration)
     hashing = results.get("manifest_hashing") or {}
     if "median_s" in hashing:
         lines += ["", "## Store manifests (hashing, warm page cache)", ""]

@@ -122,3 +122,25 @@ def test_job_times_read_from_snakemakes_log(tmp_path):
     rules = job_times(tmp_path)["rules"]
     assert rules["simulate_batch"] == {"jobs": 2, "wall_s": 23.0, "max_s": 12.0}
     assert rules["summarise_sweep"] == {"jobs": 1, "wall_s": 5.0, "max_s": 5.0}
+
+
+def test_the_checks_calibration_is_judged_against_99_percent():
+    calibration = {
+        "base_seeds": 200,
+        "scale": 1.0,
+        "pass_rate_correct": 0.995,
+        "fail_rate_gamma_10pc_off": 1.0,
+        "fail_rate_born_0.05_off": 0.97,
+        "median_max_abs_z_correct": 1.6,
+        "seconds": 2800.0,
+    }
+    page = performance.render({"checks_calibration": calibration})
+    assert (
+        "| a correct engine passes every check | 99.5% of 200 base seeds | ≥ 99 % | yes |" in page
+    )
+    assert "| a Born weight 0.05 off is caught | 97.0% of 200 |" in page
+    failing = performance.render({"checks_calibration": {**calibration, "pass_rate_correct": 0.98}})
+    assert (
+        "| a correct engine passes every check | 98.0% of 200 base seeds | ≥ 99 % | **no** |"
+        in failing
+    )
