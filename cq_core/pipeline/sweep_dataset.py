@@ -25,28 +25,13 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..analysis.observables import TRAJECTORY_DIMS
+from ..analysis.sweeps import SHARED_ATTRS
 from .layout import CELL_GLOB
 from .lazy_sweep import StoredCell, read_cell_metadata, stacked_cells
 from .locks import TEMPORARY_SUFFIX
 
 __all__ = ["SHARED_ATTRS", "TRAJECTORY_DIMS", "open_store", "open_sweep", "sweep_cells"]
-
-
-TRAJECTORY_DIMS = ("seed", "trajectory")
-"""Dimensions that together enumerate the trajectories of one σ in a sweep Dataset."""
-SHARED_ATTRS = (
-    "model",
-    "model_params",
-    "dt",
-    "t_final",
-    "save_every",
-    "method",
-    "mode",
-    "excess",
-    "base_seed",
-    "numerics_version",
-)
-"""Attributes every cell of a sweep must share (they fix everything but σ and the seed)."""
 
 
 def sweep_cells(path: str | os.PathLike) -> list[Path]:
