@@ -18,7 +18,6 @@ import html
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.stats import binomtest
 
 from . import analysis
 from .analysis.checks import SWEEP_ALPHA, check_statistics
@@ -117,6 +116,8 @@ def born_table(
         fraction = float(summary["born_fraction"].sel(sigma=sigma))
         successes = int(round(fraction * n)) if n > 0 else 0
         if n > 0:
+            from scipy.stats import binomtest  # ~1 CPU-s to import: only for a Born table
+
             interval = binomtest(successes, n).proportion_ci(
                 confidence_level=confidence, method=ci_method
             )
