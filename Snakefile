@@ -107,8 +107,8 @@ onerror:
 
 # --------------------------------------------------------------------------------- rules
 include: "workflow/rules/simulate.smk"
-include: "workflow/rules/analyse.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/sweeps.smk"
 
 
 # -------------------------------------------------------------------------------- target

@@ -60,7 +60,8 @@ print(json.dumps(times))
 
 
 def figure_commands(log: Path) -> list[list[str]]:
-    """The ``python -m cq_core figure|table …`` arguments the run's log shows (after ``-m``)."""
+    """The ``python -m cq_core figure|table …`` arguments the run's log shows (after ``-m``),
+    those of the figure and table steps of each sweep's ``python -m cq_core steps`` job too."""
     commands = []
     for line in log.read_text().splitlines():
         words = line.strip()
@@ -74,7 +75,13 @@ def figure_commands(log: Path) -> list[list[str]]:
             args = argv[argv.index("cq_core") + 1 :]
         except ValueError:
             continue
-        if args and args[0] in FIGURE_COMMANDS:
+        if args and args[0] == "steps" and len(args) > 1:  # a sweep's job: its figure steps
+            try:
+                steps = json.loads(args[1])
+            except json.JSONDecodeError:
+                continue
+            commands += [step for step in steps if step and step[0] in FIGURE_COMMANDS]
+        elif args and args[0] in FIGURE_COMMANDS:
             commands.append(args)
     return commands
 

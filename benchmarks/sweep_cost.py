@@ -3,9 +3,10 @@
 For tiny ``linear`` sweeps (10 trajectories x 20 steps per cell) of 20, 200 and 2 000 cells
 (``--quick``: 20, and a dry run of 2 000) it runs the workflow in a temporary copy with
 ``snakemake --cores 2`` and measures the CPU of the whole process tree
-(``RUSAGE_CHILDREN``) for the cells alone
-(``--until simulate_batch``) and for the rest (summary), minus the CPU of simulating the same
-cells one after another in this process: the marginal CPU per cell. Then ``open_sweep`` of
+(``RUSAGE_CHILDREN``) of the whole run (cells and summary), minus the CPU of simulating the
+same cells one after another in this process: the marginal CPU per cell. The sweep's own job
+(``sweep_tiny``: its summary, and its batch when the cells fit one) is timed from
+Snakemake's log. Then ``open_sweep`` of
 the biggest sweep (lazily), and ``snakemake -n`` of a 10 000-cell sweep (wall time and peak
 RSS, from a small launcher process). Run as the ``sweep_cost`` section of ``python -m
 benchmarks``: results are merged into ``benchmarks/results.json`` under ``"sweep_cost"``.
@@ -81,20 +82,16 @@ def measure(n_cells: list[int], dry_cells: int) -> dict[str, Any]:
             n_seed = 10 if n >= 10 else 1
             config = _config(n // n_seed, n_seed)
             root = workflow_copy(Path(folder) / f"sweep-{n}", config)
-            cells = run_snakemake(root, "--cores", "2", "--until", "simulate_batch")
-            rest = run_snakemake(root, "--cores", "2")
-            summary_job = job_times(root)["rules"].get("summarise_sweep", {}).get("max_s")
+            run = run_snakemake(root, "--cores", "2")
+            rules = job_times(root)["rules"]
             simulate = simulate_cpu(sweep_cells("tiny", config["sweeps"]["tiny"], 0))
             out["per_cell"][str(n)] = {
-                "cells_wall_s": cells["wall_s"],
-                "cells_cpu_s": cells["cpu_s"],
-                "summary_wall_s": rest["wall_s"],
-                "summary_cpu_s": rest["cpu_s"],
-                "summary_job_wall_s": summary_job,
+                "wall_s": run["wall_s"],
+                "cpu_s": run["cpu_s"],
+                "batch_jobs": rules.get("simulate_batch", {}).get("jobs", 0),
+                "sweep_job_wall_s": rules.get("sweep_tiny", {}).get("max_s"),
                 "simulate_cpu_s": simulate,
-                "marginal_cpu_per_cell_s": (cells["cpu_s"] - simulate) / n,
-                "marginal_cpu_per_cell_with_summary_s": (cells["cpu_s"] + rest["cpu_s"] - simulate)
-                / n,
+                "marginal_cpu_per_cell_s": (run["cpu_s"] - simulate) / n,
             }
             print(f"{n} cells: {out['per_cell'][str(n)]}", file=sys.stderr, flush=True)
             biggest = root

@@ -18,6 +18,9 @@ cell rule passes it as a parameter).
     stores (a sweep and, optionally, its mean-field twin), ``histograms`` and
     ``decoherence`` from a ``summary.zarr``, ``tradeoff`` from several summaries,
     ``phase_space`` (the master equation beside the trajectories of one σ) from cell stores.
+``steps``
+    Several of these commands one after the other in this process (a JSON list of their
+    command lines): the job of one sweep (:mod:`cq_core.pipeline.sweep_job`).
 ``table born``
     The Born-rule / martingale table of :func:`cq_core.tables.born_table` from a
     ``summary.zarr``, as CSV (and optionally as a small HTML page for the report).
@@ -95,22 +98,6 @@ def _run_cell(args: argparse.Namespace) -> None:
     )
 
 
-def _store(path: Path) -> Path:
-    """A store's folder: the workflow names a store by its ``zarr.json`` (no directory output)."""
-    path = Path(path)
-    return path.parent if path.name == "zarr.json" else path
-
-
-def _cell_paths(paths: Sequence[Path]) -> list[Path]:
-    """Cell stores, with each batch manifest (``.json``) replaced by the stores it lists."""
-    from .pipeline.batch import manifest_cells
-
-    cells: list[Path] = []
-    for path in paths:
-        cells += manifest_cells([path]) if Path(path).suffix == ".json" else [_store(path)]
-    return cells
-
-
 def _run_batch(args: argparse.Namespace) -> None:
     from .pipeline.batch import run_batch
     from .pipeline.cell_spec import CellSpec
@@ -155,6 +142,7 @@ def _run_batch(args: argparse.Namespace) -> None:
 
 def _summarise(args: argparse.Namespace) -> None:
     """The sweep's summary merged from its cells' statistics (computed where missing)."""
+    from .pipeline.figure_commands import cell_paths, store_path
     from .pipeline.statistics_store import summarise_stores
     from .pipeline.summary_store import write_summary
     from .pipeline.sweep_dataset import sweep_cells
@@ -162,86 +150,32 @@ def _summarise(args: argparse.Namespace) -> None:
 
     analysis = json.loads(args.analysis)
     start = time.perf_counter()
-    cells = _cell_paths(args.cells) or sweep_cells(args.sweep_dir)
+    cells = cell_paths(args.cells) or sweep_cells(args.sweep_dir)
     summary = summarise_stores(
         cells, analysis, workers=args.threads, numerics_version=NUMERICS_VERSION
     )
     LOGGER.info("merged the statistics of %d cell(s) of %s", len(cells), args.sweep_dir)
-    path = write_summary(summary, _store(args.output))
+    path = write_summary(summary, store_path(args.output))
     LOGGER.info("stored %s in %.2f s", path, time.perf_counter() - start)
 
 
-def _save(fig, outputs: Sequence[Path], dpi: int | None) -> None:
-    """Write ``fig`` to every path in ``outputs`` (format from the suffix) and log it."""
-    from .plots import PNG_DPI
+def _steps(args: argparse.Namespace) -> None:
+    """Several commands in this one process: a sweep's job (cq_core/pipeline/sweep_job.py)."""
+    from .pipeline.sweep_job import parse_steps
 
-    for path in outputs:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi or PNG_DPI)
-        LOGGER.info("wrote %s", path)
-
-
-def _open_cells(cells: Sequence[Path]):
-    """The sweep of the given cell stores (``results/<sweep>/cells/sigma=…/seed=….zarr``)."""
-    from .pipeline.sweep_dataset import open_sweep
-    from .version import NUMERICS_VERSION
-
-    cells = _cell_paths(cells)
-    sweep_dir = Path(cells[0]).parents[2]
-    return open_sweep(sweep_dir, cells=cells, numerics_version=NUMERICS_VERSION)
-
-
-def _figure_paths(args: argparse.Namespace) -> None:
-    from . import plots
-
-    if args.realisations < 1:
-        raise ValueError(f"--realisations must be >= 1, got {args.realisations}")
-    cells = _open_cells(args.cells)
-    mean_field = _open_cells(args.mean_field_cells) if args.mean_field_cells else None
-    if args.figure == "mean_field":
-        if mean_field is None:
-            raise ValueError("the mean_field figure needs --mean-field-cells")
-        fig = plots.plot_mean_field_comparison(cells, mean_field, realisations=args.realisations)
-    else:
-        fig = plots.plot_trajectories(cells, mean_field, realisations=args.realisations)
-    _save(fig, args.output, args.dpi)
-
-
-def _figure_summary(args: argparse.Namespace) -> None:
-    from . import plots
-    from .pipeline.summary_store import open_summary
-
-    summary = open_summary(_store(args.summary))
-    if args.figure == "histograms":
-        fig = plots.plot_sigma_z_histograms(summary)
-    else:
-        fig = plots.plot_decoherence(summary)
-    _save(fig, args.output, args.dpi)
-
-
-def _figure_tradeoff(args: argparse.Namespace) -> None:
-    from . import plots
-    from .pipeline.summary_store import open_summary
-
-    fig = plots.plot_tradeoff([open_summary(_store(path)) for path in args.summaries])
-    _save(fig, args.output, args.dpi)
-
-
-def _table_born(args: argparse.Namespace) -> None:
-    from .pipeline.summary_store import open_summary
-    from .tables import born_table, born_table_html
-
-    table = born_table(open_summary(_store(args.summary)))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.output, index=False)
-    LOGGER.info("wrote %s (%d rows)", args.output, len(table))
-    if args.html is not None:
-        args.html.write_text(born_table_html(table), encoding="utf-8")
-        LOGGER.info("wrote %s", args.html)
+    steps = parse_steps(args.steps, args.batch_options)
+    for i, argv in enumerate(steps, 1):
+        start = time.perf_counter()
+        code = main(argv)
+        if code:
+            LOGGER.error("step %d/%d (%s) failed", i, len(steps), " ".join(argv[:2]))
+            raise SystemExit(code)
+        LOGGER.info("step %d/%d (%s) done in %.2f s", i, len(steps), " ".join(argv[:2]),
+                    time.perf_counter() - start)  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .pipeline import verify
+    from .pipeline import figure_commands, verify
     from .pipeline.batch import DASK_MIN_TRAJECTORY_STEPS
     from .pipeline.dask_runner import CONNECT_TIMEOUT, WORKER_TIMEOUT
 
@@ -343,17 +277,17 @@ def _parser() -> argparse.ArgumentParser:
             help="cell stores of the mean-field twin sweep (drawn dashed; none: no path)",
         )
         paths.add_argument("--realisations", type=int, default=4, help="how many to draw")
-        paths.set_defaults(action=_figure_paths)
+        paths.set_defaults(action=figure_commands.figure_paths)
     for name, help_text in (
         ("histograms", "seed Fig. 2: densities of <sigma_z> at the time slices"),
         ("decoherence", "C(t) per sigma and the fitted Gamma(sigma)"),
     ):
         from_summary = sub(figures, name, help=help_text)
         from_summary.add_argument("--summary", required=True, type=Path, help="summary.zarr")
-        from_summary.set_defaults(action=_figure_summary)
+        from_summary.set_defaults(action=figure_commands.figure_summary)
     tradeoff = sub(figures, "tradeoff", help="measured Gamma against D2 = sigma^2/2")
     tradeoff.add_argument("summaries", nargs="+", type=Path, help="summary.zarr of each sweep")
-    tradeoff.set_defaults(action=_figure_tradeoff)
+    tradeoff.set_defaults(action=figure_commands.figure_tradeoff)
     from .pipeline import phase_space_figure
 
     phase_space = sub(figures, "phase_space", help="master equation beside the trajectories")
@@ -369,13 +303,25 @@ def _parser() -> argparse.ArgumentParser:
         )
         parser_of_figure.add_argument("--dpi", type=int, default=None, help="PNG resolution")
 
+    steps = sub(commands, "steps", help="run several of these commands in one process")
+    steps.add_argument(
+        "steps", help="JSON list of command lines: run-batch, summarise, figure, table"
+    )
+    steps.add_argument(
+        "--batch-options",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="the rest of the line is appended to each run-batch step (threads, Dask settings)",
+    )
+    steps.set_defaults(action=_steps)
+
     table = sub(commands, "table", help="write a table from a summary")
     tables = table.add_subparsers(dest="table", required=True)
     born = sub(tables, "born", help="Born rule / martingale check per sigma")
     born.add_argument("--summary", required=True, type=Path, help="summary.zarr")
     born.add_argument("--output", required=True, type=Path, help="the .csv to write")
     born.add_argument("--html", type=Path, default=None, help="also an .html view of the table")
-    born.set_defaults(action=_table_born)
+    born.set_defaults(action=figure_commands.table_born)
     return parser
 
 

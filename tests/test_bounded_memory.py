@@ -4,7 +4,7 @@ by chunk, so a sweep whose trajectories exceed RAM still aggregates.
 One real ``mass_superposition`` sweep (σ ∈ {0.02, 0.04}, four seeds of 10⁴ trajectories, 97
 saved times) is stored with :func:`cq_core.cells.run_cell_to_store`: 593 MiB of samples once
 decompressed. Its two-seed half and the whole sweep are summarised the way the
-``summarise_sweep`` rule does it (``python -m cq_core summarise … <cells>``, through
+summary step of a sweep job does it (``python -m cq_core summarise … <cells>``, through
 :func:`cq_core.cli.main`), each in a fresh process that first summarises a tiny sweep (imports,
 the theory model and the Zarr writer are then in the baseline) and then reads the growth of its
 peak resident memory from ``VmHWM`` (``/proc/self/status``, reset with ``clear_refs``).

@@ -231,7 +231,7 @@ def _cell_phase(workdir: Path, label: str, seed: int) -> str:
     store = cell_path(workdir, label, seed)
     if store.exists():
         return "stored"
-    logs = (workdir / "results" / "slow" / "logs" / "batches").glob("*.log")
+    logs = (workdir / "results" / "slow" / "logs").rglob("*.log")  # the sweep job's, a batch's
     text = "".join(log.read_text() for log in logs)
     return "computing" if " to compute " in text else "waiting"
 
@@ -327,7 +327,7 @@ def test_an_interrupted_sweep_resumes_with_the_readme_command(finished, tmp_path
 
     # the rerun recomputes exactly the unfinished cells (a dry run leaves any lock alone)
     locks = lock_files(workdir)
-    assert planned_jobs(workdir).get("simulate_batch") == 1  # the batch of the cells left
+    assert planned_jobs(workdir).get("sweep_slow") == 1  # its batch: the cells left
     assert lock_files(workdir) == locks
     # the README's command alone: a lock left by the killed run is removed, and said so
     rerun = subprocess.run(
@@ -767,8 +767,8 @@ def test_a_damaged_store_is_found_and_only_its_cell_is_recomputed(finished, tmp_
     else:
         shutil.rmtree(damaged)
     jobs = planned_jobs(workdir)
-    assert jobs.get("simulate_batch") == 1  # that cell's batch (which recomputes it alone)
-    assert set(jobs) <= {"simulate_batch", "summarise_sweep", "all"}
+    assert jobs.get("sweep_slow") == 1  # the job of its batch (which recomputes it alone)
+    assert set(jobs) <= {"sweep_slow", "all"}
     rerun = subprocess.run(
         readme_run_command(), cwd=workdir, capture_output=True, text=True, timeout=600
     )
@@ -814,8 +814,7 @@ def test_a_changed_cell_setting_reruns_every_cell_of_its_sweep(finished, tmp_pat
     override = tmp_path / "more.yaml"
     override.write_text(yaml.safe_dump({"sweeps": {"slow": {"n_traj": 300}}}))
     jobs = planned_jobs(finished, override)
-    assert jobs.get("simulate_batch") == 1  # the one batch of the four cells
-    assert jobs.get("summarise_sweep") == 1
+    assert jobs.get("sweep_slow") == 1  # the job of the one batch of the four cells
 
 
 def test_copied_results_of_another_config_are_reported_stale(finished, tmp_path):
@@ -835,6 +834,6 @@ def test_copied_results_of_another_config_are_never_summarised(finished, tmp_pat
     if result.returncode == 0:  # either every stale cell is planned for recomputation …
         assert "Nothing to be done" not in output, output
         table = output[output.index("Job stats:") :]
-        assert re.search(r"^simulate_batch\s+1$", table, re.M), table
+        assert re.search(r"^sweep_slow\s+1$", table, re.M), table
     else:  # … or the dry run stops, naming the stale stores
         assert "stale" in output and f"sigma={CELLS[0][0]}" in output, output

@@ -1,17 +1,19 @@
-"""End-to-end tests of the figure and table rules (docs/physics.md, workflow/rules/figures.smk).
+"""End-to-end tests of the figures and tables (docs/physics.md): each sweep's job draws its own
+(workflow/rules/sweeps.smk), the trade-off figure has its own job (workflow/rules/figures.smk).
 
 A tiny sweep of ``linear`` (two σ, 20 trajectories, ten steps) and its mean-field twin run
 once through real Snakemake in a temporary copy of the workflow (the helpers of
 tests/test_pipeline.py build the copy and read Snakemake's dry-run job table). The figures
 and tables must come from the stored cells and summaries: a figure-only setting reruns only
-figure jobs, an analysis setting the summary and the figures drawn from it, and
-``snakemake --report`` embeds every figure and table.
+figure work (the sweep job again, which stores no cell), an analysis setting the summary and
+the figures, and ``snakemake --report`` embeds every figure and table.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -22,14 +24,8 @@ from workflow_helpers import TINY, config_override, copy_workflow, planned_jobs,
 from cq_core.cli import main as cli_main
 from cq_core.tables import BORN_COLUMNS
 
-FIGURE_RULES = {
-    "figure_trajectories",
-    "figure_mean_field",
-    "figure_histograms",
-    "figure_decoherence",
-    "figure_tradeoff",
-    "table_born",
-}
+SWEEP_JOB = "sweep_tiny"
+"""The job of the sweep with the figures (its cells, summary, figures and tables)."""
 SWEEP_FIGURES = ("trajectories", "mean_field", "histograms", "decoherence")
 FILE_NAMES = {"decoherence": "tiny_decoherence"}  # one decoherence figure per sweep: named apart
 
@@ -72,9 +68,9 @@ def test_the_run_writes_every_figure_and_table(workflow):
     assert (table["n_used"] == 20).all() and (table["n_flagged"] == 0).all()
     page = (sweep / "tables" / "born.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "fraction near |L⟩" in page
-    for name in (*SWEEP_FIGURES, "born"):
-        folder = "tables" if name == "born" else "figures"
-        assert (sweep / "logs" / folder / f"{name}.log").is_file()
+    log = (sweep / "logs" / "sweep.log").read_text()
+    for step in ("run-batch", "summarise", *(f"figure {n}" for n in SWEEP_FIGURES), "table born"):
+        assert re.search(rf"step \d/7 \({step}\b[^)]*\) done", log), (step, log)
     # no figure of the twin: its analysis.figures is empty
     assert not (workflow / "results" / "tiny_mean_field" / "figures").exists()
 
@@ -86,31 +82,36 @@ def test_a_finished_run_is_up_to_date(workflow):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"dpi": 50}, FIGURE_RULES - {"table_born"}),
-        ({"realisations": 1}, {"figure_trajectories", "figure_mean_field"}),
+        ({"dpi": 50}, {SWEEP_JOB, "figure_tradeoff"}),
+        # the sweep job writes the summary again, so the trade-off figure follows
+        ({"realisations": 1}, {SWEEP_JOB, "figure_tradeoff"}),
     ],
     ids=["dpi", "realisations"],
 )
-def test_a_figure_setting_reruns_only_figure_jobs(workflow, tmp_path, change, expected):
+def test_a_figure_setting_reruns_only_the_jobs_that_draw(workflow, tmp_path, change, expected):
     jobs = planned_jobs(workflow, config_override(tmp_path, figures=change))
-    assert set(jobs) - {"all"} == expected
+    assert set(jobs) - {"all"} == expected  # not the twin's job: it draws nothing
     assert all(count == 1 for rule, count in jobs.items())
 
 
 def test_an_analysis_setting_reruns_the_summary_and_the_figures_drawn_from_it(workflow, tmp_path):
     jobs = planned_jobs(workflow, config_override(tmp_path, {"analysis": {"hist_bins": 4}}))
-    assert set(jobs) - {"all"} == {
-        "summarise_sweep",
-        "figure_histograms",
-        "figure_decoherence",
-        "figure_tradeoff",
-        "table_born",
-    }  # the cells, and the trajectory figures drawn from them, stay
+    assert set(jobs) - {"all"} == {SWEEP_JOB, "figure_tradeoff"}
 
 
-def test_dropping_a_figure_from_the_list_reruns_nothing(workflow, tmp_path):
-    override = config_override(tmp_path, {"analysis": {"figures": ["decoherence"]}})
-    assert planned_jobs(workflow, override) == {}
+def test_rerunning_a_sweep_job_for_its_figures_stores_no_cell(workflow, tmp_path):
+    """A figure setting reruns the sweep's job; its batch step finds every cell stored."""
+    copy = tmp_path / "repo"
+    shutil.copytree(workflow, copy, symlinks=True)  # copy2: modification times kept
+    cells = sorted((copy / "results" / "tiny" / "cells").rglob("zarr.json"))
+    before = {path: path.stat().st_mtime_ns for path in cells}
+    override = config_override(tmp_path, figures={"dpi": 50})
+    result = run_snakemake(copy, "--cores", "2", "--configfile", str(override))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {path: path.stat().st_mtime_ns for path in cells} == before
+    assert "0 to run" in result.stderr  # the console: every cell stored
+    log = (copy / "results" / "tiny" / "logs" / "sweep.log").read_text()
+    assert re.search(r"2 cell\(s\), 2 stored already, 0 to compute", log), log
 
 
 @pytest.mark.parametrize(

@@ -46,17 +46,18 @@ def test_end_to_end_run_writes_cells_and_summary(workflow):
     sweep = workflow / "results" / "tiny"
     for sigma in ("1.0", "2.0"):
         assert (sweep / "cells" / f"sigma={sigma}" / "seed=0.zarr" / "zarr.json").is_file()
-    # both cells in one batch job, one process: its log says so
-    (log,) = (sweep / "logs" / "batches").glob("*.log")
-    text = log.read_text()
+    # both cells, the summary and the figures in the sweep's one job, one process: its log
+    text = (sweep / "logs" / "sweep.log").read_text()
     assert "cell 2/2 stored" in text and "trajectory-steps/s" in text, text
+    assert re.search(r"step 1/\d \(run-batch\b.*\n(.*\n)*.*step 2/\d \(summarise\b", text), text
+    assert not (sweep / "logs" / "batches").exists()  # no batch job of its own
     assert not list(sweep.rglob(".snakemake_timestamp"))
     summary = open_summary(sweep / "summary.zarr")
     assert set(SUMMARY_VARIABLES) <= set(summary.data_vars)
     assert summary.attrs["model"] == "linear" and summary.sizes["sigma"] == 2
     cells = cq_core.open_sweep(sweep)
     assert cells.sizes["trajectory"] == 20 and list(cells["sigma"].values) == [1.0, 2.0]
-    assert (sweep / "logs" / "summary.log").is_file()
+    assert "stored results/tiny/summary.zarr" in text, text
     assert not list(sweep.rglob("*.tmp*"))
 
 
@@ -98,8 +99,8 @@ def test_new_sigma_or_seed_runs_only_new_cells_and_aggregates(
     workflow, tmp_path, change, new_cells
 ):
     jobs = planned_jobs(workflow, config_override(tmp_path, change))
-    assert jobs["simulate_batch"] == 1  # the batch of the new cells (which skips the others)
-    assert jobs["summarise_sweep"] == 1
+    # the sweep job: its batch step computes the new cells and skips the others
+    assert jobs == {"sweep_tiny": 1, "all": 1}
     # run it: the stored cells are kept as they are, only the new ones are computed
     workdir = tmp_path / "repo"
     shutil.copytree(workflow, workdir, symlinks=True)
@@ -111,8 +112,7 @@ def test_new_sigma_or_seed_runs_only_new_cells_and_aggregates(
     assert {store: (store / "zarr.json").stat().st_mtime_ns for store in stores} == before
     after = sorted((workdir / "results" / "tiny" / "cells").glob("sigma=*/seed=*.zarr"))
     assert len(after) == len(stores) + new_cells
-    logs = sorted((workdir / "results" / "tiny" / "logs" / "batches").glob("*.log"))
-    text = max(logs, key=lambda log: log.stat().st_mtime_ns).read_text()
+    text = (workdir / "results" / "tiny" / "logs" / "sweep.log").read_text()
     assert f"{len(stores)} stored already, {new_cells} to compute" in text, text
     assert planned_jobs(workdir, override) == {}
 
@@ -123,9 +123,10 @@ def test_new_sigma_or_seed_runs_only_new_cells_and_aggregates(
     ids=["bins", "slices", "fit-window"],
 )
 def test_an_analysis_change_reruns_only_aggregates(workflow, tmp_path, analysis):
+    # the sweep job, whose batch step then finds every cell stored (run for real for a figure
+    # setting in tests/test_figures_pipeline.py); no other sweep's job
     jobs = planned_jobs(workflow, config_override(tmp_path, {"analysis": analysis}))
-    assert "simulate_batch" not in jobs
-    assert jobs["summarise_sweep"] == 1
+    assert jobs == {"sweep_tiny": 1, "all": 1}
 
 
 def test_a_fresh_copy_with_copied_results_reruns_nothing(workflow, tmp_path):
@@ -145,8 +146,7 @@ def test_a_numerics_version_change_reruns_cells(workflow, tmp_path):
     assert changed != text
     version.write_text(changed)
     jobs = planned_jobs(workflow, env={"PYTHONPATH": str(package.parent)})
-    assert jobs["simulate_batch"] == 1  # the one batch of both cells
-    assert jobs["summarise_sweep"] == 1
+    assert jobs == {"sweep_tiny": 1, "all": 1}  # a new manifest: the batch step recomputes
 
 
 @pytest.mark.parametrize(

@@ -237,7 +237,7 @@ def test_cells_on_dask_jobqueue_workers_are_bit_identical(slurm, local_sweep, tm
     print(f"dask-jobqueue: 2 workers up in {ready:.1f} s; tiny sweep on them {sweep_seconds:.1f} s")
     assert_stores_identical(remote, local)
     assert_sweeps_identical(via_config, local_sweep)
-    log = next((via_config / TINY["results"]).glob("*/logs/batches/*.log")).read_text()
+    log = next((via_config / TINY["results"]).glob("*/logs/sweep.log")).read_text()
     assert address in log  # the cell really ran on the SLURM workers
 
 
@@ -282,8 +282,7 @@ def test_profile_asks_for_squeue_status_and_per_rule_resources():
     assert profile["slurm-status-command"] == "squeue"
     assert "cpus_per_task" not in profile["default-resources"]
     threads, resources = profile["set-threads"], profile["set-resources"]
-    assert threads["simulate_batch"] > threads["summarise_sweep"]
-    assert resources["simulate_batch"]["mem_mb"] > resources["summarise_sweep"]["mem_mb"]
+    assert threads["simulate_batch"] >= 1 and resources["simulate_batch"]["mem_mb"] >= 2000
     rules = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
     for rule in [*threads, *resources]:
         assert f"rule {rule}:" in rules, f"the profile names a rule that does not exist: {rule}"
@@ -302,7 +301,9 @@ def test_profile_dry_run_needs_no_slurm(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"^simulate_batch\s+1$", result.stdout, re.MULTILINE), result.stdout
+    # the tiny sweep's cells fit one batch: its sweep job runs it (no batch job of its own)
+    assert re.search(r"^sweep_tiny\s+1$", result.stdout, re.MULTILINE), result.stdout
+    assert "simulate_batch" not in result.stdout
 
 
 @pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp:UserWarning")
@@ -317,7 +318,7 @@ def test_sweep_through_the_slurm_profile_matches_a_local_run(slurm, local_sweep,
         # one CPU per job, so that two jobs run at once on a 2-CPU node
         "--set-threads",
         "simulate_batch=1",
-        "summarise_sweep=1",
+        "sweep_tiny=1",
     )
     try:
         finish_snakemake(process)
@@ -325,9 +326,10 @@ def test_sweep_through_the_slurm_profile_matches_a_local_run(slurm, local_sweep,
         slurm.cancel_jobs()
     print(f"tiny sweep through the SLURM profile: {time.monotonic() - began:.1f} s")
 
-    # the plugin names every job of a run <prefix>_<run id>: one batch of cells, one summary
+    # the plugin names every job of a run <prefix>_<run id>: one, the sweep's (its batch of
+    # cells, then its summary)
     states = [state for job, state in slurm.jobs().values() if job.startswith(slurm.prefix + "_")]
-    assert states == ["COMPLETED"] * 2, slurm.jobs()
+    assert states == ["COMPLETED"], slurm.jobs()
     assert_sweeps_identical(on_slurm, local_sweep)
 
 
@@ -477,7 +479,7 @@ def cell_job(slurm, label: str) -> str | None:
     result = slurm.run(["squeue", "-h", "--states=RUNNING", "-o", "%i|%j|%k"])
     for line in result.stdout.splitlines():
         job_id, name, comment = line.split("|", 2)
-        if name.startswith(slurm.prefix) and "simulate_batch" in comment:
+        if name.startswith(slurm.prefix) and "sweep_tiny" in comment:
             return job_id
     return None
 
@@ -499,7 +501,7 @@ def test_a_cancelled_cell_job_is_reported_and_only_it_is_rerun(slurm, local_canc
 
     workdir = cancel_workflow(tmp_path / "slurm")
     options = ["--profile", str(PROFILE), *profile_overrides(slurm)]
-    options += ["--set-threads", "simulate_batch=1", "summarise_sweep=1"]
+    options += ["--set-threads", "simulate_batch=1", "sweep_tiny=1"]
     began = time.monotonic()
     process = start_snakemake(workdir, *options)
     try:
@@ -519,7 +521,7 @@ def test_a_cancelled_cell_job_is_reported_and_only_it_is_rerun(slurm, local_canc
         slurm.cancel_jobs()
     failed_after = time.monotonic() - began
     assert process.returncode != 0, stderr[-4000:]
-    assert "simulate_batch" in stderr and job_id in stderr, stderr[-4000:]
+    assert "sweep_tiny" in stderr and job_id in stderr, stderr[-4000:]
     assert "CANCELLED" in stderr, stderr[-4000:]
 
     stores = cancel_cells(workdir)
@@ -542,11 +544,8 @@ def test_a_cancelled_cell_job_is_reported_and_only_it_is_rerun(slurm, local_canc
     assert process.returncode == 0, stderr[-4000:]
     print(f"cancelled run: {failed_after:.1f} s; rerun: {time.monotonic() - began:.1f} s")
     table = stderr[stderr.index("Job stats:") :]
-    assert re.search(r"^simulate_batch\s+1$", table, re.MULTILINE), table
-    log = max(
-        (workdir / "results" / "tiny" / "logs" / "batches").glob("*.log"),
-        key=lambda path: path.stat().st_mtime_ns,
-    ).read_text()
+    assert re.search(r"^sweep_tiny\s+1$", table, re.MULTILINE), table
+    log = (workdir / "results" / "tiny" / "logs" / "sweep.log").read_text()
     assert "1 stored already, 1 to compute" in log, log  # that cell alone
     after = {other: (p.stat().st_mtime_ns, sorted(p.rglob("*"))) for other, p in finished.items()}
     assert after == before  # the other cell's store was kept as it was

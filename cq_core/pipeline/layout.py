@@ -5,7 +5,9 @@
     results/<sweep>/cells/sigma=<σ>/seed=<seed>.zarr    one store per (sweep, σ, seed) cell
     results/<sweep>/batches/<b>-<digest>.json           manifest of batch b (its cells, hashes)
     results/<sweep>/batches/stamp                       the batch jobs' rerun trigger
-    results/<sweep>/logs/batches/<b>-<digest>.log       the batch job's log
+    results/<sweep>/logs/batches/<b>-<digest>.log       the log of a batch job of its own
+    results/<sweep>/logs/sweep.log                      the sweep job's log (its batch when
+                                                        it has one, summary, figures, tables)
     results/<sweep>/summary.zarr                        the sweep's summary
 
 σ is written as ``repr(float(σ))`` (``0.025``, ``1e-05``).
@@ -25,6 +27,7 @@ __all__ = [
     "cell_id",
     "cell_store",
     "sigma_label",
+    "sweep_log",
 ]
 
 
@@ -62,3 +65,8 @@ def batch_stamp(results: str | os.PathLike, sweep: str) -> Path:
 def batch_log(results: str | os.PathLike, sweep: str, batch: int, digest: str) -> Path:
     """``results/<sweep>/logs/batches/<batch>-<digest>.log``."""
     return Path(results) / sweep / "logs" / "batches" / f"{batch:04d}-{digest}.log"
+
+
+def sweep_log(results: str | os.PathLike, sweep: str) -> Path:
+    """``results/<sweep>/logs/sweep.log``: the log of the sweep's job."""
+    return Path(results) / sweep / "logs" / "sweep.log"

@@ -326,7 +326,7 @@ def test_the_dry_run_plans_a_valid_config_with_the_same_keys(workflow, tmp_path)
     override = write(tmp_path, "dask: {block_size: 1000}\nsweeps: {tiny: {seeds: [3]}}\n")
     code, output, rss = dry_run(workflow, "--configfile", str(override))
     assert code == 0, output
-    assert "Job stats:" in output and "simulate_batch" in output
+    assert "Job stats:" in output and "sweep_tiny" in output
     assert rss < SMALL_RSS_KB, rss
 
 

@@ -52,7 +52,7 @@ def test_a_default_run_says_what_it_runs_how_far_it_is_and_where_the_results_are
     assert "cq-sweep: results in results/" in first.stderr
     assert "snakemake --report results/report.html" in first.stderr
     # none of Snakemake's per-job blocks, banner, "n of N steps" or scheduling lines
-    assert "rule simulate_batch:" not in first.stderr and "SNAKEMAKE" not in first.stderr
+    assert "rule sweep_tiny:" not in first.stderr and "SNAKEMAKE" not in first.stderr
     assert "steps (" not in first.stderr and "Select jobs" not in first.stderr
 
     # (cells stored already are counted as such: tests/pipeline/test_progress.py)
@@ -70,9 +70,9 @@ def test_a_failed_job_is_named_with_its_log(workflow):
     )
     result = run_snakemake(workflow, "--cores", "2", "--configfile", failing)
     assert result.returncode != 0
-    logs = sorted((workflow / "results" / "tiny" / "logs" / "batches").glob("*.log"))
-    log = next(str(p.relative_to(workflow)) for p in logs if "127.0.0.1:9" in p.read_text())
-    assert f"cq-sweep: FAILED: simulate_batch; log: {log}" in result.stderr, result.stderr
+    log = "results/tiny/logs/sweep.log"  # the sweep's job ran its batch
+    assert "127.0.0.1:9" in (workflow / log).read_text()
+    assert f"cq-sweep: FAILED: sweep_tiny; log: {log}" in result.stderr, result.stderr
     assert f"its log: {log}; last lines:" in result.stderr
     assert "could not reach the Dask scheduler" in result.stderr  # the log's last lines
     assert "cq-sweep: cells 0/2 done" in result.stderr
@@ -81,9 +81,9 @@ def test_a_failed_job_is_named_with_its_log(workflow):
 
 def test_snakemake_s_full_output_is_one_option_away(workflow):
     # a --quiet on the command line replaces the default profile's list
-    result = run_snakemake(workflow, "-n", "--quiet", "reason", "--forcerun", "summarise_sweep")
+    result = run_snakemake(workflow, "-n", "--quiet", "reason", "--forcerun", "sweep_tiny")
     assert result.returncode == 0, result.stderr
-    assert "Job stats:" in result.stdout and "rule summarise_sweep:" in result.stdout
+    assert "Job stats:" in result.stdout and "rule sweep_tiny:" in result.stdout
     full = run_snakemake(workflow, "--cores", "1", "--quiet", "reason", "--forcerun", "all")
     assert full.returncode == 0, full.stderr
     assert "localrule all:" in full.stderr and "Select jobs to execute..." in full.stderr

@@ -79,8 +79,8 @@ def test_the_run_writes_both_pngs_from_the_cells(workflow):
         "phase_space.png",
         "phase_space_marginals.png",
     ]
-    log = (workflow / "results" / "tiny" / "logs" / "figures" / "phase_space.log").read_text()
-    assert "phase_space_marginals.png" in log
+    log = (workflow / "results" / "tiny" / "logs" / "sweep.log").read_text()
+    assert "phase_space_marginals.png" in log and "(figure phase_space) done" in log
 
 
 def test_the_figure_pools_every_seed_of_its_sigma(workflow):
@@ -109,10 +109,11 @@ def test_the_figure_pools_every_seed_of_its_sigma(workflow):
     ]
 
 
-def test_a_phase_space_setting_reruns_only_that_figure(workflow, tmp_path):
+def test_a_phase_space_setting_reruns_only_the_sweep_job(workflow, tmp_path):
+    # which draws again and stores no cell (tests/test_figures_pipeline.py runs that case)
     override = config_override(tmp_path, {"analysis": {"phase_space": {"grid": [16, 24]}}})
     jobs = planned_jobs(workflow, override)
-    assert set(jobs) - {"all"} == {"figure_phase_space"}
+    assert set(jobs) - {"all"} == {"sweep_tiny"}
 
 
 @pytest.mark.parametrize(

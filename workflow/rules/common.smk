@@ -8,6 +8,7 @@
 import functools
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -18,6 +19,13 @@ import cq_core
 from cq_core.pipeline import layout
 from cq_core.pipeline.batch import DASK_MIN_TRAJECTORY_STEPS, batch_digest, partition
 from cq_core.pipeline.sweep_config import check_analysis, sweep_cell_specs
+from cq_core.pipeline.sweep_job import (
+    FIGURE_OUTPUTS,
+    figure_paths,
+    summary_target,
+    sweep_outputs,
+    sweep_steps,
+)
 
 PYTHON = sys.executable
 RESULTS = config["results"].rstrip("/")
@@ -222,7 +230,7 @@ def get_summary_mem_mb(wildcards):
 
 def get_all_summaries():
     """The summary of every sweep in the config."""
-    return expand(rules.summarise_sweep.output.summary, sweep=list(SWEEP_CELLS))
+    return [summary_target(RESULTS, sweep) for sweep in SWEEP_CELLS]
 
 
 # ------------------------------------------------------------------ figures and tables
@@ -263,42 +271,98 @@ def get_tradeoff_summaries():
     for i, name in enumerate(names):
         if name not in config["sweeps"]:
             raise _figure_config_error(f"figures.tradeoff[{i}]", f"no sweep {name!r} in sweeps")
-    return expand(rules.summarise_sweep.output.summary, sweep=names)
+    return [summary_target(RESULTS, name) for name in names]
 
 
-def get_sweep_figure_rules():
-    """Figure name (in sweeps.<name>.analysis.figures) -> the rule that draws it."""
-    return {
-        "trajectories": rules.figure_trajectories,
-        "mean_field": rules.figure_mean_field,
-        "histograms": rules.figure_histograms,
-        "decoherence": rules.figure_decoherence,
-        "born": rules.table_born,
-        "phase_space": rules.figure_phase_space,
+@functools.cache
+def get_sweep_figures(sweep):
+    """The figures and tables sweeps.<sweep>.analysis.figures asks for, checked (unknown
+    name, a mean_field figure without its twin, bad phase_space settings: the dry run fails
+    naming the key)."""
+    figures = (config["sweeps"][sweep].get("analysis") or {}).get("figures", [])
+    twin = get_mean_field_sweep(sweep)
+    for i, name in enumerate(figures):
+        if name not in FIGURE_OUTPUTS:
+            raise _figure_config_error(
+                f"sweeps.{sweep}.analysis.figures[{i}]",
+                f"unknown figure {name!r}; valid: {', '.join(FIGURE_OUTPUTS)}",
+            )
+        if name == "mean_field" and twin is None:
+            raise _figure_config_error(
+                f"sweeps.{sweep}.analysis.figures[{i}]",
+                "the mean_field figure needs sweeps.<name>.analysis.mean_field",
+            )
+    return tuple(figures)
+
+
+def _own_batch(sweep):
+    """The manifest of the sweep's one batch when its sweep job runs it (else None)."""
+    batches = SWEEP_BATCHES[sweep]
+    if len(batches) != 1:
+        return None
+    (batch, (digest, _)), = batches.items()
+    return _manifest(sweep, batch, digest)
+
+
+def get_single_batch_sweeps():
+    """Sweeps whose one batch runs in their sweep job (no simulate_batch job of their own)."""
+    return [sweep for sweep in SWEEP_CELLS if _own_batch(sweep)]
+
+
+def get_sweep_job(sweep):
+    """Inputs, outputs, steps and resources of the sweep's job (sweeps.smk)."""
+    figures = get_sweep_figures(sweep)
+    own = _own_batch(sweep)
+    manifests = get_sweep_manifests(SimpleNamespace(sweep=sweep))
+    twin = get_mean_field_manifests(SimpleNamespace(sweep=sweep))
+    settings = {
+        "dpi": config["figures"]["dpi"],
+        "realisations": config["figures"]["realisations"],
     }
+    if "phase_space" in figures:
+        settings["phase_space"] = get_phase_space_settings(SimpleNamespace(sweep=sweep))
+    inputs = {}
+    threads, mem_mb, runtime = 1, 2000, 20
+    batch = None
+    if own:
+        (batch_no, (digest, _)), = SWEEP_BATCHES[sweep].items()
+        wildcards = SimpleNamespace(sweep=sweep, batch=f"{batch_no:04d}", digest=digest)
+        inputs["stamp"] = get_batch_stamp(wildcards)
+        batch = (_batch_cells_json(sweep, batch_no), own)
+        threads = get_batch_threads(wildcards)
+        mem_mb = max(mem_mb, get_batch_mem_mb(wildcards))
+        runtime += get_batch_runtime(wildcards)
+    else:
+        inputs["manifests"] = manifests
+    if twin and {"trajectories", "mean_field"} & set(figures):
+        inputs["mean_field_manifests"] = twin
+    steps = sweep_steps(
+        RESULTS,
+        sweep,
+        analysis=SWEEP_ANALYSIS[sweep],
+        manifests=manifests,
+        figures=figures,
+        batch=batch,
+        numerics_version=NUMERICS_VERSION,
+        mean_field_manifests=twin,
+        settings=settings,
+    )
+    return SimpleNamespace(
+        inputs=inputs,
+        outputs=sweep_outputs(RESULTS, sweep, figures, own),
+        steps=json.dumps(steps, separators=(",", ":")),
+        threads=threads,
+        mem_mb=mem_mb,
+        runtime=runtime,
+    )
 
 
 def get_all_figures():
     """Every figure and table the config asks for (checked: a bad name fails the dry run)."""
-    figure_rules = get_sweep_figure_rules()
     targets = []
-    for sweep, settings in config["sweeps"].items():
-        figures = (settings.get("analysis") or {}).get("figures", [])
-        twin = get_mean_field_sweep(sweep)
-        for i, name in enumerate(figures):
-            if name not in figure_rules:
-                raise _figure_config_error(
-                    f"sweeps.{sweep}.analysis.figures[{i}]",
-                    f"unknown figure {name!r}; valid: {', '.join(figure_rules)}",
-                )
-            if name == "mean_field" and twin is None:
-                raise _figure_config_error(
-                    f"sweeps.{sweep}.analysis.figures[{i}]",
-                    "the mean_field figure needs sweeps.<name>.analysis.mean_field",
-                )
-            if name == "phase_space":
-                get_phase_space_settings(SimpleNamespace(sweep=sweep))
-            targets += expand(list(figure_rules[name].output), sweep=sweep)
+    for sweep in SWEEP_CELLS:
+        for figure in get_sweep_figures(sweep):
+            targets += [out.path for out in figure_paths(RESULTS, sweep, figure).values()]
     if get_tradeoff_summaries():
         targets += list(rules.figure_tradeoff.output)
     return targets

@@ -1,5 +1,7 @@
 # ==========================================================================================
-# Cells, in batches: one job per (sweep, batch) runs `python -m cq_core run-batch` once, which
+# Cells, in batches: a sweep whose cells fit one batch (batch.cells_per_job) runs it in its
+# sweep job (sweeps.smk); a bigger sweep has one job per batch here. Either way a batch is
+# `python -m cq_core run-batch`, which
 # stores every cell of its batch that is missing or holds another cell, in one process
 # (cq_core/pipeline/batch.py), and writes the batch's manifest last. The manifest's name
 # holds the digest of its cells' hashes, and params hold the cells and the numerics version:
@@ -16,6 +18,10 @@ rule batch_stamp:
 
 
 rule simulate_batch:
+    wildcard_constraints:
+        # the sweeps with more than one batch (the others run theirs in their sweep job)
+        sweep="|".join(re.escape(s) for s in SWEEP_CELLS if s not in get_single_batch_sweeps())
+        or "(?!)",
     input:
         stamp=get_batch_stamp,
     output:
