@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "SWEEP_ALPHA",
     "check_statistics",
+    "gamma_z",
     "holm_reject",
     "run_passes",
 ]
@@ -154,3 +155,12 @@ def check_statistics(
 def run_passes(summary: xr.Dataset, **options) -> bool:
     """Whether no check of ``summary`` is rejected (:func:`check_statistics` options)."""
     return bool(check_statistics(summary, **options).attrs["passed"])
+
+
+def gamma_z(summary: xr.Dataset) -> xr.DataArray:
+    """``(Γ_fit − Γ_theory) / SE(Γ_fit)`` per σ for any model (NaN where SE ≤ 0).
+
+    The same z as the ``gamma`` check, also where Γ_theory is only approximate
+    (``mass_superposition``: the figures show it without testing it).
+    """
+    return _z(summary["gamma_fit"], summary["gamma_theory"], summary["gamma_fit_se"])
