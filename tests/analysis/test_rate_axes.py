@@ -100,3 +100,24 @@ def test_a_linear_axis_gets_no_power_law(lam_summary):
 def test_unknown_axis_is_refused(lam_summary):
     with pytest.raises(ValueError, match="axis must be one of the summary's axes sigma, lam"):
         rate_power_law(lam_summary, "M")
+
+
+def test_exact_power_law_gives_its_slope_and_the_weighted_se():
+    """Γ = 3λ²/σ² with SE 1 %: slope 2 exactly, se = 1 / (100 · sqrt(Σ (log λ − mean)²))."""
+    lams, sigmas = np.array([0.5, 1.0, 2.0, 4.0]), np.array([1.0, 2.0])
+    gamma = 3.0 * lams[:, None] ** 2 / sigmas[None, :] ** 2
+    summary = xr.Dataset(
+        {
+            "gamma_fit": (("lam", "sigma"), gamma),
+            "gamma_fit_se": (("lam", "sigma"), 0.01 * gamma),
+            "gamma_theory": (("lam", "sigma"), np.full(gamma.shape, np.nan)),
+        },
+        coords={"lam": lams, "sigma": sigmas},
+    )
+    fits = rate_power_law(summary, "lam")
+    np.testing.assert_allclose(fits["slope"], 2.0, rtol=1e-9)
+    log_lam = np.log(lams)
+    expected_se = 1.0 / (100.0 * np.sqrt(np.sum((log_lam - log_lam.mean()) ** 2)))
+    np.testing.assert_allclose(fits["slope_se"], expected_se, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(fits["intercept"]), 3.0 / sigmas**2, rtol=1e-9)
+    assert np.all(np.isnan(fits["theory_slope"]))  # no theory: no theory slope
