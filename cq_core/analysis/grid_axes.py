@@ -5,7 +5,9 @@ A sweep with a ``grid:`` of axes (a model parameter such as ``lam``, or a run se
 ``sigma``: ``gamma_fit`` (lam, sigma), ``coherence`` (lam, sigma, time). A sweep without a
 grid has none. These helpers let the analysis and the figures treat both alike: the grid
 axes are the dimensions of ``gamma_fit`` other than ``sigma``, in their stored order, and a
-grid point is ``summary.sel(lam=0.5)`` (the value left as a scalar coordinate).
+grid point is ``summary.sel(lam=0.5)`` (the value left as a scalar coordinate). A vector
+axis (``r0``, ``psi0``) is the dimension ``<axis>_index`` with its vectors in the data variable
+``<axis>`` (dims ``<axis>_index, <axis>_component``), as :func:`cq_core.open_sweep` lays it out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..models import get_model
 
 __all__ = [
     "RUN_AXES",
+    "axis_name",
     "grid_axes",
     "grid_points",
     "point_attrs",
@@ -44,6 +47,11 @@ def grid_axes(summary: xr.Dataset) -> tuple[str, ...]:
     return tuple(str(d) for d in dims if d != "sigma")
 
 
+def axis_name(dim: str) -> str:
+    """The config name of a grid dimension: ``r0`` for ``r0_index``, else the dimension."""
+    return dim.removesuffix("_index")
+
+
 def _value_text(value: Any) -> str:
     array = np.asarray(value)
     if array.dtype.kind in "fiu" and array.ndim == 0:
@@ -61,7 +69,14 @@ def point_label(point: xr.Dataset | xr.DataArray, axes: tuple[str, ...] | None =
     if axes is None:
         skip = {"sigma", "time", "seed", "slice", "bin", "check"}
         axes = tuple(str(c) for c in point.coords if point[c].ndim == 0 and c not in skip)
-    return ", ".join(f"{axis} = {_value_text(point[axis].values)}" for axis in axes)
+    parts = []
+    for axis in axes:
+        name = axis_name(axis)
+        if name != axis and name in point.variables:  # a vector axis: its vector
+            parts.append(f"{name} = {_value_text(point[name].values)}")
+        else:
+            parts.append(f"{axis} = {_value_text(point[axis].values)}")
+    return ", ".join(parts)
 
 
 def grid_points(
@@ -83,8 +98,10 @@ def point_attrs(point: xr.Dataset) -> dict[str, Any]:
     """The attrs of one grid point: the summary's attrs with its axis values filled in.
 
     Scalar coordinates named ``mode``, ``excess`` or ``dt`` replace those attrs; a scalar
-    numeric coordinate that names a scalar parameter of the model replaces it in
-    ``model_params`` (JSON). Vector axes (``r0``, ``psi0``) are left as stored.
+    numeric coordinate that names a parameter of the model (or an axis listed in
+    ``attrs["grid_axes"]``) replaces it in ``model_params`` (JSON); a vector axis
+    (``r0_index`` with the variable ``r0``) puts its vector there. Complex vectors keep the
+    ``{"real", "imag"}`` form of stored parameters.
     """
     attrs = dict(point.attrs)
     scalars = {
@@ -100,9 +117,20 @@ def point_attrs(point: xr.Dataset) -> dict[str, Any]:
         defaults = get_model(attrs["model"]).params
     except Exception:  # a user model that needs arguments, or no model name
         defaults = params
+    listed = set(json.loads(attrs.get("grid_axes", "[]") or "[]"))
     for name, value in scalars.items():
-        default = defaults.get(name)
-        if default is not None and np.ndim(default) == 0 and isinstance(value, int | float):
-            params[name] = float(value)
+        if name in RUN_AXES or not (name in defaults or name in listed):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            params[name] = value if isinstance(value, int) else float(value)
+    for dim in scalars:
+        name = axis_name(dim)
+        if name != dim and name in point.data_vars and point[name].ndim == 1:
+            vector = np.asarray(point[name].values)
+            params[name] = (
+                {"real": vector.real.tolist(), "imag": vector.imag.tolist()}
+                if np.iscomplexobj(vector)
+                else vector.tolist()
+            )
     attrs["model_params"] = json.dumps(params)
     return attrs

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from ..analysis.checks import SWEEP_ALPHA, check_statistics, gamma_z
-from ..analysis.grid_axes import grid_axes, grid_points, point_attrs
+from ..analysis.grid_axes import axis_name, grid_axes, grid_points, point_attrs
 from ..analysis.power_laws import power_law_fit
 from .style import (
     FIGURE_STYLE,
@@ -213,9 +213,9 @@ def plot_decoherence(summary: xr.Dataset) -> Figure:
             for ax_c, ax_g in panels[:-1]:
                 ax_c.set_xlabel("")
                 ax_g.set_xlabel("")
-            title = (
-                f"Decoherence rate against noise strength, one row per {axis_text(axes[0])}\n"
-                + model_title(summary)
+            facet = axis_text(axis_name(axes[0]))
+            title = f"Decoherence rate against noise strength, one row per {facet}\n" + model_title(
+                summary
             )
         else:
             title = "Decoherence rate against noise strength\n" + model_title(summary)

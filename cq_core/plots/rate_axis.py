@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ..analysis.grid_axes import grid_axes, point_label
+from ..analysis.grid_axes import axis_name, grid_axes, point_label
 from ..analysis.power_laws import rate_power_law
 from .style import FIGURE_STYLE, RATE_LABEL, axis_label, axis_text, mass_unit, model_title
 
@@ -29,6 +29,8 @@ def _choose_axis(summary: xr.Dataset, axis: str | None) -> str:
         if len(axes) > 1:
             raise ValueError(f"axis must be given: the summary has the grid axes {', '.join(axes)}")
         return axes[0] if axes else "sigma"
+    if f"{axis}_index" in axes:  # a vector axis by its config name
+        axis = f"{axis}_index"
     if axis not in ("sigma", *axes):
         raise ValueError(
             f"axis must be one of the summary's axes {', '.join(('sigma', *axes))}, got {axis!r}"
@@ -36,12 +38,16 @@ def _choose_axis(summary: xr.Dataset, axis: str | None) -> str:
     return axis
 
 
-def _positions(values: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+def _positions(summary: xr.Dataset, axis: str) -> tuple[np.ndarray, list[str] | None]:
     """x positions of an axis: its numbers, or 0, 1, … with tick labels (words, vectors)."""
-    if values.dtype.kind in "fiu" and values.ndim == 1:
+    values = summary[axis].values
+    vector = axis_name(axis) != axis and axis_name(axis) in summary.data_vars
+    if values.dtype.kind in "fiu" and values.ndim == 1 and not vector:
         return values.astype(float), None
-    labels = [point_label(xr.Dataset(coords={"v": v}), ("v",))[4:] for v in values]
-    return np.arange(len(values), dtype=float), labels
+    labels = [
+        point_label(summary.isel({axis: i}), (axis,)).split(" = ", 1)[1] for i in range(values.size)
+    ]
+    return np.arange(values.size, dtype=float), labels
 
 
 def _series_label(point: xr.Dataset, others: list[str], summary: xr.Dataset) -> str:
@@ -90,10 +96,10 @@ def plot_rate_vs_axis(summary: xr.Dataset, axis: str | None = None) -> Figure:
             f"plot_rate_vs_axis draws at most {MAX_SERIES} series, the axes "
             f"{', '.join(others)} make {n_series}: select some (summary.sel(...))"
         )
-    x, tick_labels = _positions(summary[axis].values)
+    x, tick_labels = _positions(summary, axis)
     mass = (mass_unit(summary) or 1.0) if axis == "sigma" else 1.0
     x = x / mass
-    log_axis = bool(fits.attrs["log_axis"])
+    log_axis = bool(fits.attrs["log_axis"]) and tick_labels is None
     colours = mpl.colormaps["viridis"](np.linspace(0.0, 0.85, n_series))
 
     with mpl.rc_context(FIGURE_STYLE):
@@ -137,10 +143,12 @@ def plot_rate_vs_axis(summary: xr.Dataset, axis: str | None = None) -> Figure:
             ax.set_yscale("log")
         if tick_labels is not None:
             ax.set_xticks(x, labels=tick_labels)
-        ax.set_xlabel(axis_label(axis, summary))
+        ax.set_xlabel(axis_label(axis_name(axis), summary))
         ax.set_ylabel(RATE_LABEL)
         kind = "log–log, power-law fit" if log_axis else "linear axis: no power law fitted"
         ax.set_title(f"each point: Γ fitted to C(t) of one grid point ({kind})", fontsize=9.5)
         ax.legend(loc="best", fontsize=8, ncols=2 if n_series > 3 else 1)
-        fig.suptitle(f"Decoherence rate against {axis_text(axis)}\n" + model_title(summary))
+        fig.suptitle(
+            f"Decoherence rate against {axis_text(axis_name(axis))}\n" + model_title(summary)
+        )
     return fig

@@ -121,3 +121,19 @@ def test_exact_power_law_gives_its_slope_and_the_weighted_se():
     np.testing.assert_allclose(fits["slope_se"], expected_se, rtol=1e-6)
     np.testing.assert_allclose(np.exp(fits["intercept"]), 3.0 / sigmas**2, rtol=1e-9)
     assert np.all(np.isnan(fits["theory_slope"]))  # no theory: no theory slope
+
+
+def test_vector_axis_point_puts_its_vector_into_the_model_params():
+    """r0 as a grid axis: dimension r0_index, vectors in the variable r0 (as open_sweep)."""
+    model = cq_core.get_model("mass_superposition")
+    shared = {k: v for k, v in json.loads(cq_core.models.params_to_json(model.params)).items()}
+    shared.pop("r0")
+    summary = xr.Dataset(
+        {"r0": (("r0_index", "r0_component"), [[0.0, -0.5, 0.0], [0.0, -1.0, 0.0]])},
+        coords={"r0_index": [0, 1]},
+        attrs={"model": "mass_superposition", "model_params": json.dumps(shared)},
+    )
+    near, far = (force_gap_squared(summary.isel(r0_index=i)) for i in (0, 1))
+    assert np.sqrt(near) == pytest.approx(0.143, abs=5e-4)  # docs/physics.md: |Δf| at r0
+    assert far < 0.5 * near  # farther from the sources: a smaller force gap
+    assert json.loads(point_attrs(summary.isel(r0_index=1))["model_params"])["r0"] == [0, -1, 0]

@@ -127,6 +127,18 @@ def test_rate_vs_a_linear_axis_draws_no_power_law(lam_summary):
     assert "phi" in ax.get_xlabel() and "no power law" in ax.get_title()
 
 
+def test_rate_vs_a_vector_axis_labels_its_vectors(lam_summary):
+    """A vector axis as open_sweep lays it out: dim r0_index, vectors in the variable r0."""
+    vectors = [[0.0, -0.5, 0.0], [0.0, -1.0, 0.0], [0.4, -0.5, 0.0]]
+    grid = lam_summary.rename(lam="r0_index").assign_coords(r0_index=[0, 1, 2])
+    grid["r0"] = (("r0_index", "r0_component"), vectors)
+    (ax,) = plots.plot_rate_vs_axis(grid, axis="r0").axes
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["(0, -0.5, 0)", "(0, -1, 0)", "(0.4, -0.5, 0)"]
+    assert ax.get_xscale() == "linear" and not _by_gid(ax, "fit-")
+    assert "r0" in ax.get_xlabel() and "r0_index" not in ax.get_xlabel()
+
+
 def test_rate_vs_axis_refuses_what_it_cannot_draw(lam_summary):
     with pytest.raises(ValueError, match="axis must be one of .*sigma, lam.*got 'M'"):
         plots.plot_rate_vs_axis(lam_summary, axis="M")
