@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from scipy.stats import norm
+from scipy.stats import binomtest, norm
 
 __all__ = [
     "CHECKS",
     "DEFAULT_ALPHA",
     "SWEEP_ALPHA",
+    "born_interval",
     "check_statistics",
     "gamma_z",
     "holm_reject",
@@ -164,3 +165,15 @@ def gamma_z(summary: xr.Dataset) -> xr.DataArray:
     (``mass_superposition``: the figures show it without testing it).
     """
     return _z(summary["gamma_fit"], summary["gamma_theory"], summary["gamma_fit_se"])
+
+
+def born_interval(
+    successes: int, n: int, confidence: float = 0.95, method: str = "exact"
+) -> tuple[float, float]:
+    """Binomial confidence interval of the fraction ``successes / n`` ending near level a.
+
+    ``scipy.stats.binomtest(successes, n).proportion_ci``; ``method``: ``"exact"``
+    (Clopper–Pearson), ``"wilson"`` or ``"wilsoncc"``. ``(low, high)``, n ≥ 1.
+    """
+    interval = binomtest(successes, n).proportion_ci(confidence_level=confidence, method=method)
+    return float(interval.low), float(interval.high)

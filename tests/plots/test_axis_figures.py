@@ -255,3 +255,27 @@ def test_figure_command_draws_rate_vs_axis_and_convergence(tmp_path, lam_summary
     assert main([*args, "--output", str(conv)]) == 0 and conv.stat().st_size > 0
     args = ["figure", "rate_vs_axis", "--summary", str(tmp_path / "lam.zarr"), "--axis", "M"]
     assert main([*args, "--output", str(png)]) == 2  # a clear error, exit status 2
+
+
+# --------------------------------------------------------------------------- table
+
+
+def test_born_table_has_a_row_per_grid_point_and_sigma(lam_summary):
+    from cq_core.tables import BORN_COLUMNS, born_table, born_table_html
+
+    table = born_table(lam_summary)
+    columns = list(table.columns)
+    assert columns[columns.index("sigma") - 1] == "lam"
+    assert [c for c in columns if c != "lam"] == list(BORN_COLUMNS)
+    assert len(table) == len(LAMS) * len(SIGMAS)
+    assert list(zip(table["lam"], table["sigma"], strict=True)) == [
+        (lam, sigma) for lam in LAMS for sigma in SIGMAS
+    ]
+    one = born_table(lam_summary.sel(lam=2.0))  # the same rows as the point's own table
+    row = table[table["lam"] == 2.0].reset_index(drop=True)
+    for name in ("fraction_L", "fraction_L_ci_low", "sigma_z_T", "martingale_z", "born_z"):
+        np.testing.assert_allclose(row[name], one[name])
+    assert np.all(row["born_p_holm"] >= one["born_p_holm"])  # Holm over 3× the checks
+    page = born_table_html(table)
+    assert page.count("<tr>") + page.count('<tr class="check">') == 1 + len(table)
+    assert "<th>lam</th>" in page
