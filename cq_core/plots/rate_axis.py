@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from ..analysis.grid_axes import axis_name, grid_axes, point_label
 from ..analysis.power_laws import rate_power_law
+from .decoherence import _label_log_ticks
 from .style import FIGURE_STYLE, RATE_LABEL, axis_label, axis_text, mass_unit, model_title
 
 __all__ = ["MAX_SERIES", "plot_rate_vs_axis"]
@@ -103,19 +104,16 @@ def plot_rate_vs_axis(summary: xr.Dataset, axis: str | None = None) -> Figure:
     colours = mpl.colormaps["viridis"](np.linspace(0.0, 0.85, n_series))
 
     with mpl.rc_context(FIGURE_STYLE):
-        fig = Figure(figsize=(7.4, 5.2), layout="constrained")
+        fig = Figure(figsize=(7.4, 5.6 + 0.2 * n_series), layout="constrained")
         ax = fig.subplots()
         fine = np.geomspace(x.min() / 1.2, x.max() * 1.2, 100) if log_axis else None
+        has_theory = False
         for k, index in enumerate(indices):
             where = dict(zip(others, index, strict=True))
             point, fit = summary.isel(where), fits.isel(where)
             colour = colours[k]
             label = _series_label(point, others, summary) if others else "fitted"
-            rate, rate_se = point["gamma_fit"].values, point["gamma_fit_se"].values
-            ax.errorbar(
-                x, rate, yerr=rate_se, fmt="o" if log_axis else "o-", color=colour,
-                markersize=5, capsize=3, label=f"{label}: fitted $\\Gamma$ ± SE", gid=f"rate-{k}",
-            )  # fmt: skip
+            text = f"{label}: fitted $\\Gamma$ ± SE"
             if log_axis and np.isfinite(float(fit["slope"])):
                 slope, slope_se = float(fit["slope"]), float(fit["slope_se"])
                 text = f"{label}: fit slope {slope:.2f} ± {slope_se:.2f}"
@@ -123,10 +121,16 @@ def plot_rate_vs_axis(summary: xr.Dataset, axis: str | None = None) -> Figure:
                     text += f" (theory {float(fit['theory_slope']):.2f})"
                 ax.plot(
                     fine, np.exp(float(fit["intercept"])) * (fine * mass) ** slope, color=colour,
-                    alpha=0.7, label=text, gid=f"fit-{k}",
+                    alpha=0.7, gid=f"fit-{k}",
                 )  # fmt: skip
+            rate, rate_se = point["gamma_fit"].values, point["gamma_fit_se"].values
+            ax.errorbar(
+                x, rate, yerr=rate_se, fmt="o" if log_axis else "o-", color=colour,
+                markersize=5, capsize=3, label=text, gid=f"rate-{k}",
+            )  # fmt: skip
             theory = point["gamma_theory"].values
             if np.isfinite(theory).any():
+                has_theory = True
                 if log_axis and np.isfinite(float(fit["theory_slope"])):
                     curve_x = fine
                     curve = np.exp(float(fit["theory_intercept"])) * (fine * mass) ** float(
@@ -136,18 +140,26 @@ def plot_rate_vs_axis(summary: xr.Dataset, axis: str | None = None) -> Figure:
                     curve_x, curve = x, theory
                 ax.plot(
                     curve_x, curve, color=colour, linestyle="--", linewidth=1.2,
-                    label=f"{label}: theory " + r"$\Gamma_{\rm th}$", gid=f"theory-{k}",
+                    gid=f"theory-{k}",
                 )  # fmt: skip
+        if log_axis:
+            ax.plot([], [], color="0.3", alpha=0.7, label="solid: power-law fit per series")
+        if has_theory:
+            ax.plot(
+                [], [], color="0.3", linestyle="--",
+                label=r"dashed: theory $\Gamma_{\rm th}$ (docs/physics.md)",
+            )  # fmt: skip
         if log_axis:
             ax.set_xscale("log")
             ax.set_yscale("log")
+            _label_log_ticks(ax.xaxis, x)
         if tick_labels is not None:
             ax.set_xticks(x, labels=tick_labels)
         ax.set_xlabel(axis_label(axis_name(axis), summary))
         ax.set_ylabel(RATE_LABEL)
         kind = "log–log, power-law fit" if log_axis else "linear axis: no power law fitted"
         ax.set_title(f"each point: Γ fitted to C(t) of one grid point ({kind})", fontsize=9.5)
-        ax.legend(loc="best", fontsize=8, ncols=2 if n_series > 3 else 1)
+        fig.legend(loc="outside lower center", fontsize=8.5, ncols=2 if n_series > 2 else 1)
         fig.suptitle(
             f"Decoherence rate against {axis_text(axis_name(axis))}\n" + model_title(summary)
         )

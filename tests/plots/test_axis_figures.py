@@ -29,12 +29,10 @@ SIGMAS = (1.0, 2.0)
 STEPS = np.array([0.008, 0.004, 0.002, 0.001, 0.0005])
 
 
-def _sweep_summary(**params) -> xr.Dataset:
+def _sweep_summary(run: dict | None = None, **params) -> xr.Dataset:
     model = cq_core.get_model("linear", **params)
-    cells = [
-        cq_core.simulate(model, sigma=s, n_traj=200, t_final=0.2, dt=1e-3, seed=0, save_every=5)
-        for s in SIGMAS
-    ]
+    settings = {"n_traj": 200, "t_final": 0.2, "dt": 1e-3, "seed": 0, "save_every": 5}
+    cells = [cq_core.simulate(model, sigma=s, **settings, **(run or {})) for s in SIGMAS]
     sweep = xr.concat(cells, dim="sigma", combine_attrs="override")
     return summarise(sweep, time_slices=[0.0, 0.2], bins=10, fit_window=[0.0, 0.2]).compute()
 
@@ -95,7 +93,7 @@ def test_rate_vs_lam_is_log_log_with_slope_two_in_the_legend(lam_summary):
     for k in range(len(SIGMAS)):  # one series per σ: points, fit and theory
         assert len(_by_gid(ax, f"rate-{k}")) >= 1
         assert len(_by_gid(ax, f"fit-{k}")) == 1 and len(_by_gid(ax, f"theory-{k}")) == 1
-    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("sigma = 1" in t for t in texts) and any("sigma = 2" in t for t in texts)
     slopes = _slopes(texts, "slope")
     assert len(slopes) == len(SIGMAS)
@@ -111,7 +109,7 @@ def test_rate_vs_lam_is_log_log_with_slope_two_in_the_legend(lam_summary):
 def test_rate_vs_sigma_has_one_series_per_grid_point(lam_summary):
     fig = plots.plot_rate_vs_axis(lam_summary, axis="sigma")
     (ax,) = fig.axes
-    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
     for lam in ("0.5", "1", "2"):
         assert any(t.startswith(f"lam = {lam}: fit slope") for t in texts)
     for slope, se in _slopes(texts, "slope"):
@@ -198,6 +196,23 @@ def test_tradeoff_has_one_series_and_bound_per_grid_point(lam_summary):
     )
     assert universal.size == len(LAMS) * len(SIGMAS)
     np.testing.assert_allclose(universal, 1.0 / 16.0, rtol=0.2)  # every point on the bound
+
+
+def test_tradeoff_over_an_excess_axis_puts_each_point_at_its_own_line():
+    excesses = (0.0, 1.0)
+    runs = [_sweep_summary({"mode": "density", "excess": v}) for v in excesses]
+    for run in runs:
+        run.attrs["excess"] = 0.0  # the grid's attrs hold no per-point value: the axis does
+    fig = plots.plot_tradeoff(_stack("excess", excesses, runs))
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("v = 0$), excess = 0" in t for t in labels)
+    assert any("v = 1$), excess = 1" in t for t in labels)
+    assert any("expected $(1+v)" in t and "v = 1" in t for t in labels)  # the v = 1 line
+    ax_u = fig.axes[1]
+    markers = [line for line in ax_u.get_lines() if line.get_marker() in ("o", "s", "D")]
+    assert len(markers) == 2
+    for line, excess in zip(markers, excesses, strict=True):  # Γ·D2/|Δf|² = (1+v)/16
+        np.testing.assert_allclose(line.get_ydata(), (1.0 + excess) / 16.0, rtol=0.2)
 
 
 # --------------------------------------------------------------------- convergence
