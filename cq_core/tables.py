@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from . import analysis
-from .analysis.checks import SWEEP_ALPHA, born_interval, check_statistics
+from .analysis.checks import SWEEP_ALPHA, binomial_se, born_interval, check_statistics
 from .analysis.grid_axes import axis_name, grid_axes, point_attrs, point_label
 
 __all__ = ["BORN_COLUMNS", "born_table", "born_table_html"]
@@ -219,7 +219,7 @@ def _html_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bo
     for _, row in table.iterrows():
         n = max(int(row["n_used"]), 1)
         p = float(row["fraction_L"])
-        fraction_se = float(np.sqrt(p * (1 - p) / n)) if np.isfinite(p) else np.nan
+        fraction_se = binomial_se(p, n)
         passed = bool(row["checks_passed"]) and int(row["n_flagged"]) == 0
         rows.append(
             [_cell_text(row[axis]) for axis in axes]

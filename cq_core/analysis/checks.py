@@ -36,6 +36,7 @@ __all__ = [
     "CHECKS",
     "DEFAULT_ALPHA",
     "SWEEP_ALPHA",
+    "binomial_se",
     "born_interval",
     "check_statistics",
     "gamma_z",
@@ -177,3 +178,8 @@ def born_interval(
     """
     interval = binomtest(successes, n).proportion_ci(confidence_level=confidence, method=method)
     return float(interval.low), float(interval.high)
+
+
+def binomial_se(fraction: float, n: int) -> float:
+    """``sqrt(p (1 − p) / n)``: the standard error of a fraction p of n (NaN if p is)."""
+    return float(np.sqrt(fraction * (1 - fraction) / n)) if np.isfinite(fraction) else np.nan

@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..analysis.observables import bloch_vector
 from .style import (
     FIGURE_STYLE,
     KET_L,
@@ -57,30 +58,6 @@ def _one_sigma(ds: xr.Dataset, sigma: float | None) -> xr.Dataset:
             label=("trajectory", [f"seed {s}, #{i}" for s, i in zip(seeds, numbers, strict=True)]),
         )
     return ds
-
-
-def bloch_vector(ds: xr.Dataset) -> xr.DataArray:
-    """Bloch vector of the basis pair ``(a, b)``: dims (…, time, component = x, y, z).
-
-    ``x = 2 Re ρ_ab``, ``y = −2 Im ρ_ab``, ``z = ρ_aa − ρ_bb`` (``ρ_ab = ψ_a ψ_b*`` for pure
-    states), so |L⟩ = level a is the north pole and |+⟩ = (|L⟩+|R⟩)/√2 is +x. Dimensionless;
-    length 1 for a pure qubit.
-    """
-    a, b = (int(i) for i in ds.attrs.get("basis_pair", (0, 1)))
-    if "psi" in ds:
-        psi_a = ds["psi"].isel(level=a, drop=True)
-        psi_b = ds["psi"].isel(level=b, drop=True)
-        rho_ab = psi_a * np.conj(psi_b)
-        z = abs(psi_a) ** 2 - abs(psi_b) ** 2
-    else:
-        rho = ds["rho"]
-        rho_ab = rho.isel(ket=a, bra=b, drop=True)
-        z = np.real(rho.isel(ket=a, bra=a, drop=True)) - np.real(rho.isel(ket=b, bra=b, drop=True))
-    vector = xr.concat(
-        [2.0 * np.real(rho_ab), -2.0 * np.imag(rho_ab), z],
-        dim=xr.DataArray(["x", "y", "z"], dims="component", name="component"),
-    )
-    return vector.transpose(..., "component").rename("bloch").assign_attrs(units="1")
 
 
 def _pick(ds: xr.Dataset, realisations: Sequence[int] | int) -> xr.Dataset:
