@@ -124,8 +124,9 @@ def plot_rate_vs_axis(summary: xr.Dataset, axis: str | None = None) -> Figure:
                     alpha=0.7, gid=f"fit-{k}",
                 )  # fmt: skip
             rate, rate_se = point["gamma_fit"].values, point["gamma_fit_se"].values
+            joined = not log_axis and tick_labels is None  # a numeric axis without a fit
             ax.errorbar(
-                x, rate, yerr=rate_se, fmt="o" if log_axis else "o-", color=colour,
+                x, rate, yerr=rate_se, fmt="o-" if joined else "o", color=colour,
                 markersize=5, capsize=3, label=text, gid=f"rate-{k}",
             )  # fmt: skip
             theory = point["gamma_theory"].values
