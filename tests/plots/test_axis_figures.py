@@ -272,6 +272,32 @@ def test_figure_command_draws_rate_vs_axis_and_convergence(tmp_path, lam_summary
     assert main([*args, "--output", str(png)]) == 2  # a clear error, exit status 2
 
 
+# -------------------------------------------------------------------- trajectories
+
+
+def test_trajectory_figure_has_one_row_per_phi():
+    """The paper's Fig. 7 pair as one sweep: phi = 0 and phi = 5 on a phi axis."""
+    run = {"sigma": 0.05, "t_final": 0.02, "dt": 1e-4, "seed": 0, "save_every": 10}
+    cells = [
+        cq_core.simulate(cq_core.get_model("mass_superposition", phi=phi), n_traj=3, **run)
+        for phi in (0.0, 5.0)
+    ]
+    sweep = xr.concat(cells, dim=xr.DataArray([0.0, 5.0], dims="phi", name="phi"))
+    fig = plots.plot_trajectories(sweep)
+    assert len(fig.subfigs) == 2
+    for sub, phi in zip(fig.subfigs, ("0", "5"), strict=True):
+        assert sub.get_suptitle().startswith(f"phi = {phi}: Classical–quantum trajectories")
+        for i in range(3):  # x–y plane, Bloch sphere and <σz>(t) of each realisation
+            gids = [line for ax in sub.axes for line in ax.get_lines()]
+            assert sum(line.get_gid() == f"realisation-{i}" for line in gids) == 3
+    assert not fig.get_suptitle()  # each row says its phi; no stale phi of the first cell
+    with pytest.raises(ValueError, match="at most 4 rows.*'phi' has 5"):
+        plots.plot_trajectories(xr.concat([sweep, sweep, sweep.isel(phi=[0])], dim="phi"))
+    two = xr.concat([sweep, sweep], dim=xr.DataArray([1.0, 2.0], dims="lam", name="lam"))
+    with pytest.raises(ValueError, match="facet one grid axis.*lam, phi"):
+        plots.plot_trajectories(two)
+
+
 # --------------------------------------------------------------------------- table
 
 
