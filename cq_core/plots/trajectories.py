@@ -1,5 +1,6 @@
 """Seed Fig. 1 and the mean-field comparison: realisations in phase space, on the Bloch
-sphere and as ⟨σz⟩(t).
+sphere and as ⟨σz⟩(t); one row per value of a sweep's grid axis (the paper's Fig. 7 pair,
+φ = 0 and φ = 5, as one sweep with a ``phi`` axis).
 
 Conventions: level ``a`` of ``attrs["basis_pair"] = (a, b)`` is |L⟩ (⟨σz⟩ = +1), level ``b``
 is |R⟩; the Bloch vector of that pair is ``(2 Re ρ_ab, −2 Im ρ_ab, ρ_aa − ρ_bb)``.
