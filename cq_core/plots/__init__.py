@@ -19,7 +19,8 @@ what the summaries hold and never recompute them. Nothing here touches files exc
 * :func:`plot_phase_space`, :func:`plot_marginals` — the master-equation solution beside
   the trajectories (:mod:`.phase_space`).
 
-:func:`summary_figure` draws a summary figure by its config name (:data:`SUMMARY_FIGURES`).
+:func:`summary_figure` draws a summary figure by its config name (:data:`SUMMARY_FIGURES`);
+:func:`check_figure` says before any job whether a figure can draw a sweep's axes.
 """
 
 from .convergence import plot_convergence
@@ -27,7 +28,7 @@ from .decoherence import plot_decoherence
 from .histograms import plot_sigma_z_histograms
 from .phase_space import plot_marginals, plot_phase_space
 from .rate_axis import plot_rate_vs_axis
-from .registry import SUMMARY_FIGURES, summary_figure
+from .registry import SUMMARY_FIGURES, check_figure, summary_figure
 from .style import (
     FIGURE_STYLE,
     KET_L,
@@ -52,6 +53,7 @@ __all__ = [
     "SIGMA_Z",
     "SUMMARY_FIGURES",
     "bloch_vector",
+    "check_figure",
     "force_gap_squared",
     "model_description",
     "model_title",

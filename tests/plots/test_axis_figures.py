@@ -320,3 +320,33 @@ def test_born_table_has_a_row_per_grid_point_and_sigma(lam_summary):
     page = born_table_html(table)
     assert page.count("<tr>") + page.count('<tr class="check">') == 1 + len(table)
     assert "<th>lam</th>" in page
+
+
+@pytest.mark.parametrize(
+    ("name", "axes", "axis", "match"),
+    [
+        ("histograms", {"sigma": 2, "lam": 3}, None, "no grid axis"),
+        ("decoherence", {"sigma": 2, "lam": 3, "phi": 2}, None, "facets one grid axis"),
+        ("decoherence", {"sigma": 2, "lam": 9}, None, "at most 8 rows"),
+        ("trajectories", {"sigma": 1, "phi": 5}, None, "at most 4 rows"),
+        ("rate_vs_axis", {"sigma": 2, "lam": 3, "phi": 2}, None, "needs an axis"),
+        ("rate_vs_axis", {"sigma": 2, "lam": 3}, "M", "must be one of"),
+        ("rate_vs_axis", {"sigma": 11, "lam": 3}, None, "at most 10 series"),
+        ("convergence", {"sigma": 2, "lam": 3}, None, "needs a dt grid axis"),
+        ("convergence", {"sigma": 2, "dt": 2}, None, "at least three values"),
+        ("convergence", {"sigma": 4, "dt": 3, "lam": 3}, None, "at most 10 series"),
+    ],
+)
+def test_check_figure_refuses_before_any_job(name, axes, axis, match):
+    with pytest.raises(ValueError, match=match):
+        plots.check_figure(name, axes, axis=axis)
+
+
+def test_check_figure_passes_what_the_figures_draw(lam_summary, dt_summary):
+    for name in ("decoherence", "rate_vs_axis", "trajectories", "born", "phase_space"):
+        plots.check_figure(name, {"sigma": 2, "lam": 3})
+    plots.check_figure("rate_vs_axis", {"sigma": 2, "lam": 3, "phi": 2}, axis="lam")
+    plots.check_figure("convergence", {"sigma": 2, "dt": 5})
+    plots.check_figure("histograms", {"sigma": 2})
+    plots.plot_convergence(dt_summary)  # and the figures indeed draw these shapes
+    plots.plot_decoherence(lam_summary)
