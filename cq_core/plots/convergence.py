@@ -86,9 +86,11 @@ def plot_convergence(summary: xr.Dataset, *, time: float | None = None, axis: st
                 ax.plot(steps[clear], error[clear], "o", color=colour)
                 ax.plot(steps[~clear], error[~clear], "o", color=colour, markerfacecolor="white")
                 order, order_se = float(series["order"]), float(series["order_se"])
-                if np.isfinite(order):
+                if not np.isfinite(order):
+                    ax.plot([], [], color=colour, label=f"{label}: no weak order resolved")
+                else:
                     ax.plot(
-                        fine, float(series["amplitude"]) * (fine**order - reference**order),
+                        fine, abs(float(series["amplitude"])) * (fine**order - reference**order),
                         color=colour,
                         gid=f"order-{observable}-{k}",
                         label=(f"{label}: " if label else "")

@@ -142,3 +142,24 @@ def test_a_real_dt_sweep_of_the_driven_qubit_is_weak_order_one():
     assert np.all(np.abs(order - 1.0) < 4.5 * se), (order.values, se.values)
     coarsest = result["error"].isel(dt=0).squeeze("sigma")
     assert np.all(np.abs(coarsest) > 4 * result["error_se"].isel(dt=0).squeeze("sigma"))
+
+
+def test_errors_within_their_noise_resolve_no_order():
+    """A martingale of an exact scheme: E⟨σz⟩ the same at every dt up to noise → NaN."""
+    rng = np.random.default_rng(11)
+    values = xr.DataArray(0.3 + rng.normal(0.0, 1e-3, STEPS.size), dims="dt", coords={"dt": STEPS})
+    result = weak_order(values, se=xr.full_like(values, 1e-3))
+    assert np.isnan(float(result["order"])) and np.isnan(float(result["order_se"]))
+
+
+def test_any_mean_with_its_se_by_mapping():
+    summary = _summary().rename(sigma_z_mean="q_mean", sigma_z_se="q_se")
+    result = weak_order(summary, variables={"q_mean": "q_se"})
+    assert list(result["observable"].values) == ["q_mean"]
+    order, se = (
+        result["order"].sel(observable="q_mean"),
+        result["order_se"].sel(observable="q_mean"),
+    )
+    assert np.all(np.abs(order - 2.0) < 4.5 * se)
+    with pytest.raises(ValueError, match="variables must name"):
+        weak_order(summary, variables={"q_mean": "missing_se"})
