@@ -139,10 +139,10 @@ def plot_rate_vs_axis(summary: xr.Dataset, axis: str | None = None) -> Figure:
                     )
                 else:
                     curve_x, curve = x, theory
-                ax.plot(
-                    curve_x, curve, color=colour, linestyle="--", linewidth=1.2,
-                    gid=f"theory-{k}",
-                )  # fmt: skip
+                style = {"linestyle": "--", "linewidth": 1.2}
+                if tick_labels is not None:  # categories: a dash at each, no line between
+                    style = {"linestyle": "none", "marker": "_", "markersize": 22}
+                ax.plot(curve_x, curve, color=colour, gid=f"theory-{k}", **style)
         if log_axis:
             ax.plot([], [], color="0.3", alpha=0.7, label="solid: power-law fit per series")
         if has_theory:

@@ -135,6 +135,8 @@ def test_rate_vs_a_vector_axis_labels_its_vectors(lam_summary):
     assert ticks == ["(0, -0.5, 0)", "(0, -1, 0)", "(0.4, -0.5, 0)"]
     assert ax.get_xscale() == "linear" and not _by_gid(ax, "fit-")
     assert "r0" in ax.get_xlabel() and "r0_index" not in ax.get_xlabel()
+    theory = _by_gid(ax, "theory-0")[0]  # categories: theory dashes, no line between them
+    assert theory.get_linestyle() == "None" and theory.get_marker() == "_"
 
 
 def test_rate_vs_axis_refuses_what_it_cannot_draw(lam_summary):
