@@ -16,7 +16,9 @@ cell rule passes it as a parameter).
     Draw one docs/physics.md figure with :mod:`cq_core.plots` from stored results only and write it
     to the given ``.png``/``.pdf`` paths: ``trajectories`` and ``mean_field`` from cell
     stores (a sweep and, optionally, its mean-field twin), ``histograms`` and
-    ``decoherence`` from a ``summary.zarr``, ``tradeoff`` from several summaries,
+    ``decoherence`` (one row per value of a grid axis), ``rate_vs_axis`` (Γ against
+    ``--axis``) and ``convergence`` (weak order in dt) from a ``summary.zarr``,
+    ``tradeoff`` from several summaries,
     ``phase_space`` (the master equation beside the trajectories of one σ) from cell stores.
 ``steps``
     Several of these commands one after the other in this process (a JSON list of their
@@ -284,6 +286,16 @@ def _parser() -> argparse.ArgumentParser:
     ):
         from_summary = sub(figures, name, help=help_text)
         from_summary.add_argument("--summary", required=True, type=Path, help="summary.zarr")
+        from_summary.set_defaults(action=figure_commands.figure_summary)
+    for name, help_text in (
+        ("rate_vs_axis", "Gamma against one sweep axis, with the power-law slope"),
+        ("convergence", "weak error of C(t) and E<sigma_z> against dt, with the weak order"),
+    ):
+        from_summary = sub(figures, name, help=help_text)
+        from_summary.add_argument("--summary", required=True, type=Path, help="summary.zarr")
+        from_summary.add_argument("--axis", default=None, help="the sweep axis (lam, dt, ...)")
+        if name == "convergence":
+            from_summary.add_argument("--time", type=float, default=None, help="fixed time")
         from_summary.set_defaults(action=figure_commands.figure_summary)
     tradeoff = sub(figures, "tradeoff", help="measured Gamma against D2 = sigma^2/2")
     tradeoff.add_argument("summaries", nargs="+", type=Path, help="summary.zarr of each sweep")

@@ -20,7 +20,8 @@ import pandas as pd
 import xarray as xr
 
 from . import analysis
-from .analysis.checks import SWEEP_ALPHA, check_statistics
+from .analysis.checks import SWEEP_ALPHA, binomial_se, born_interval, check_statistics
+from .analysis.grid_axes import axis_name, grid_axes, point_attrs, point_label
 
 __all__ = ["BORN_COLUMNS", "born_table", "born_table_html"]
 
@@ -71,10 +72,70 @@ def _born_summary(ds: xr.Dataset) -> xr.Dataset:
     return parts
 
 
+def _axis_value(point: xr.Dataset, axis: str):
+    """A grid axis's value at one point for its table column (a vector axis: its text)."""
+    if axis_name(axis) != axis:
+        return point_label(point, (axis,)).split(" = ", 1)[1]
+    value = point[axis].values.item()
+    return float(value) if isinstance(value, int | float) else value
+
+
+def _point_rows(
+    summary: xr.Dataset, checks: xr.Dataset, confidence: float, ci_method: str
+) -> list[dict]:
+    """The rows of one grid point (one per σ), columns :data:`BORN_COLUMNS`."""
+    attrs = point_attrs(summary)  # a mode axis: this point's mode
+    last = summary.isel(time=-1)
+    first = summary.isel(time=0)
+    n_used = (summary["n_trajectories"] - summary["n_flagged"]).astype(int)
+    rows = []
+    for sigma in summary["sigma"].values:
+        check = checks.sel(sigma=sigma)
+        n = int(n_used.sel(sigma=sigma))
+        fraction = float(summary["born_fraction"].sel(sigma=sigma))
+        successes = int(round(fraction * n)) if n > 0 else 0
+        if n > 0:
+            low, high = born_interval(successes, n, confidence, ci_method)
+        else:
+            low = high = np.nan
+        weight = float(summary["born_weight"].sel(sigma=sigma))
+        initial = float(first["sigma_z_mean"].sel(sigma=sigma))
+        final = float(last["sigma_z_mean"].sel(sigma=sigma))
+        final_se = float(last["sigma_z_se"].sel(sigma=sigma))
+        rows.append(
+            {
+                "sweep": attrs.get("sweep", ""),
+                "model": attrs.get("model", ""),
+                "mode": attrs.get("mode", ""),
+                "sigma": float(sigma),
+                "n_used": n,
+                "n_flagged": int(summary["n_flagged"].sel(sigma=sigma)),
+                "t_final": float(summary["time"][-1]),
+                "sigma_z_0": initial,
+                "sigma_z_T": final,
+                "sigma_z_T_se": final_se,
+                "martingale_z": float(check["z"].sel(check="martingale")),
+                "coherence_T": float(last["coherence"].sel(sigma=sigma)),
+                "fraction_L": successes / n if n > 0 else np.nan,
+                "fraction_L_ci_low": low,
+                "fraction_L_ci_high": high,
+                "born_weight": weight,
+                "born_in_ci": bool(low <= weight <= high),
+                "martingale_p_holm": float(check["p_holm"].sel(check="martingale")),
+                "born_z": float(check["z"].sel(check="born")),
+                "born_p_holm": float(check["p_holm"].sel(check="born")),
+                "checks_passed": not bool(
+                    check["rejected"].sel(check=["martingale", "born"]).any()
+                ),
+            }
+        )
+    return rows
+
+
 def born_table(
     data: xr.Dataset, *, confidence: float = 0.95, ci_method: str = "exact"
 ) -> pd.DataFrame:
-    """Born-rule and martingale check per σ, one row per σ.
+    """Born-rule and martingale check per σ, one row per σ (per grid point and σ).
 
     Parameters
     ----------
@@ -102,60 +163,29 @@ def born_table(
         over every check of the summary (:mod:`cq_core.analysis.checks`: the σ rows share
         their noise, so single rows are not read alone); ``checks_passed`` = neither check
         of the row rejected at the family-wise level ``SWEEP_ALPHA`` (in ``attrs["alpha"]``).
+        A summary with grid axes (``lam``, ``r0_index``, …) gives a row per grid point and σ
+        and a column per axis before ``sigma`` (``r0``: the vector as text); the Holm
+        procedure then runs over every check of every point.
     """
     summary = _born_summary(data) if "status" in data else data
     summary = summary.load()
-    last = summary.isel(time=-1)
-    first = summary.isel(time=0)
-    n_used = (summary["n_trajectories"] - summary["n_flagged"]).astype(int)
-    checks = check_statistics(summary, alpha=SWEEP_ALPHA)
+    checks = check_statistics(summary, alpha=SWEEP_ALPHA)  # Holm over every grid point
+    axes = grid_axes(summary)
     rows = []
-    for sigma in summary["sigma"].values:
-        check = checks.sel(sigma=sigma)
-        n = int(n_used.sel(sigma=sigma))
-        fraction = float(summary["born_fraction"].sel(sigma=sigma))
-        successes = int(round(fraction * n)) if n > 0 else 0
-        if n > 0:
-            from scipy.stats import binomtest  # ~1 CPU-s to import: only for a Born table
-
-            interval = binomtest(successes, n).proportion_ci(
-                confidence_level=confidence, method=ci_method
-            )
-            low, high = float(interval.low), float(interval.high)
-        else:
-            low = high = np.nan
-        weight = float(summary["born_weight"].sel(sigma=sigma))
-        initial = float(first["sigma_z_mean"].sel(sigma=sigma))
-        final = float(last["sigma_z_mean"].sel(sigma=sigma))
-        final_se = float(last["sigma_z_se"].sel(sigma=sigma))
-        rows.append(
-            {
-                "sweep": summary.attrs.get("sweep", ""),
-                "model": summary.attrs.get("model", ""),
-                "mode": summary.attrs.get("mode", ""),
-                "sigma": float(sigma),
-                "n_used": n,
-                "n_flagged": int(summary["n_flagged"].sel(sigma=sigma)),
-                "t_final": float(summary["time"][-1]),
-                "sigma_z_0": initial,
-                "sigma_z_T": final,
-                "sigma_z_T_se": final_se,
-                "martingale_z": (final - initial) / final_se if final_se > 0 else np.nan,
-                "coherence_T": float(last["coherence"].sel(sigma=sigma)),
-                "fraction_L": successes / n if n > 0 else np.nan,
-                "fraction_L_ci_low": low,
-                "fraction_L_ci_high": high,
-                "born_weight": weight,
-                "born_in_ci": bool(low <= weight <= high),
-                "martingale_p_holm": float(check["p_holm"].sel(check="martingale")),
-                "born_z": float(check["z"].sel(check="born")),
-                "born_p_holm": float(check["p_holm"].sel(check="born")),
-                "checks_passed": not bool(
-                    check["rejected"].sel(check=["martingale", "born"]).any()
-                ),
-            }
-        )
-    table = pd.DataFrame(rows, columns=list(BORN_COLUMNS))
+    for index in np.ndindex(*[summary.sizes[a] for a in axes]):
+        where = dict(zip(axes, index, strict=True))
+        point = summary.isel(where)
+        # grid axes: one column each, between mode and sigma (mode itself has its column)
+        columns = {axis_name(a): _axis_value(point, a) for a in axes if a not in BORN_COLUMNS}
+        rows += [
+            {**columns, **row}
+            for row in _point_rows(point, checks.isel(where), confidence, ci_method)
+        ]
+    names = list(BORN_COLUMNS)
+    names[names.index("sigma") : names.index("sigma")] = [
+        axis_name(a) for a in axes if a not in BORN_COLUMNS
+    ]
+    table = pd.DataFrame(rows, columns=names)
     table.attrs = {
         "confidence": confidence,
         "ci_method": ci_method,
@@ -173,20 +203,27 @@ def round_to_se(value: float, se: float) -> str:
     return f"{value:.{decimals}f} ± {se:.{decimals}f}"
 
 
+def _cell_text(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
 def _html_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
     """The compact columns of the HTML table: numbers rounded to their standard error."""
     header = [
         "σ", "n used", "flagged", "⟨σz⟩₀", "E⟨σz⟩_T", "z", "p (Holm)", "C(T)",
         "fraction near |L⟩", "Born weight", "z", "p (Holm)", "checks",
     ]  # fmt: skip
+    axes = [c for c in table.columns if c not in BORN_COLUMNS]  # grid axes, if any
+    header = axes + header
     rows, failed = [], []
     for _, row in table.iterrows():
         n = max(int(row["n_used"]), 1)
         p = float(row["fraction_L"])
-        fraction_se = float(np.sqrt(p * (1 - p) / n)) if np.isfinite(p) else np.nan
+        fraction_se = binomial_se(p, n)
         passed = bool(row["checks_passed"]) and int(row["n_flagged"]) == 0
         rows.append(
-            [
+            [_cell_text(row[axis]) for axis in axes]
+            + [
                 f"{row['sigma']:g}",
                 str(int(row["n_used"])),
                 str(int(row["n_flagged"])),

@@ -37,7 +37,10 @@ __all__ = [
     "CHECKS",
     "DEFAULT_ALPHA",
     "SWEEP_ALPHA",
+    "binomial_se",
+    "born_interval",
     "check_statistics",
+    "gamma_z",
     "holm_reject",
     "run_passes",
 ]
@@ -140,7 +143,7 @@ def check_statistics(
     out = xr.concat(list(parts.values()), dim=xr.DataArray(list(parts), dims="check", name="check"))
     out["z"] = _z(out["value"], out["expected"], out["se"])
     # two-sided normal p-value 2·Φ(−|z|) = erfc(|z|/√2): math.erfc, so that importing the
-    # checks (every figure job does) does not import scipy.stats (~1 CPU-s per process)
+    # checks (every figure step does) does not import scipy.stats (~1 CPU-s per process)
     two_sided = np.vectorize(lambda z: math.erfc(abs(z) / math.sqrt(2.0)), otypes=[float])
     out["p"] = (out["z"].dims, two_sided(out["z"].values))
     rejected, adjusted = holm_reject(out["p"].values.ravel(), alpha)
@@ -158,3 +161,31 @@ def check_statistics(
 def run_passes(summary: xr.Dataset, **options) -> bool:
     """Whether no check of ``summary`` is rejected (:func:`check_statistics` options)."""
     return bool(check_statistics(summary, **options).attrs["passed"])
+
+
+def gamma_z(summary: xr.Dataset) -> xr.DataArray:
+    """``(Γ_fit − Γ_theory) / SE(Γ_fit)`` per σ for any model (NaN where SE ≤ 0).
+
+    The same z as the ``gamma`` check, also where Γ_theory is only approximate
+    (``mass_superposition``: the figures show it without testing it).
+    """
+    return _z(summary["gamma_fit"], summary["gamma_theory"], summary["gamma_fit_se"])
+
+
+def born_interval(
+    successes: int, n: int, confidence: float = 0.95, method: str = "exact"
+) -> tuple[float, float]:
+    """Binomial confidence interval of the fraction ``successes / n`` ending near level a.
+
+    ``scipy.stats.binomtest(successes, n).proportion_ci``; ``method``: ``"exact"``
+    (Clopper–Pearson), ``"wilson"`` or ``"wilsoncc"``. ``(low, high)``, n ≥ 1.
+    """
+    from scipy.stats import binomtest  # ~1 CPU-s to import: only for a Born interval
+
+    interval = binomtest(successes, n).proportion_ci(confidence_level=confidence, method=method)
+    return float(interval.low), float(interval.high)
+
+
+def binomial_se(fraction: float, n: int) -> float:
+    """``sqrt(p (1 − p) / n)``: the standard error of a fraction p of n (NaN if p is)."""
+    return float(np.sqrt(fraction * (1 - fraction) / n)) if np.isfinite(fraction) else np.nan

@@ -1,4 +1,5 @@
-"""Observables of the two levels the analysis refers to: ⟨σz⟩ and the pair coherence.
+"""Observables of the two levels the analysis refers to: ⟨σz⟩, the pair coherence and the
+Bloch vector.
 
 Conventions (docs/physics.md, "Observables"): ⟨σz⟩ and the coherence refer to the two levels
 ``(a, b) = attrs["basis_pair"]``: ``⟨σz⟩ = |ψ_a|² − |ψ_b|²`` (``ρ_aa − ρ_bb``), coherence
@@ -15,6 +16,7 @@ __all__ = [
     "TRAJECTORY_DIMS",
     "as_sweep",
     "basis_pair",
+    "bloch_vector",
     "pair_coherence",
     "sigma_z",
     "unflagged",
@@ -80,3 +82,27 @@ def pair_coherence(ds: xr.Dataset) -> xr.DataArray:
 def unflagged(ds: xr.Dataset) -> xr.DataArray:
     """True for the trajectories the kernel did not flag (``status == 0``)."""
     return ds["status"] == 0
+
+
+def bloch_vector(ds: xr.Dataset) -> xr.DataArray:
+    """Bloch vector of the basis pair ``(a, b)``: dims (…, time, component = x, y, z).
+
+    ``x = 2 Re ρ_ab``, ``y = −2 Im ρ_ab``, ``z = ρ_aa − ρ_bb`` (``ρ_ab = ψ_a ψ_b*`` for pure
+    states), so |L⟩ = level a is the north pole and |+⟩ = (|L⟩+|R⟩)/√2 is +x. Dimensionless;
+    length 1 for a pure qubit.
+    """
+    a, b = (int(i) for i in ds.attrs.get("basis_pair", (0, 1)))
+    if "psi" in ds:
+        psi_a = ds["psi"].isel(level=a, drop=True)
+        psi_b = ds["psi"].isel(level=b, drop=True)
+        rho_ab = psi_a * np.conj(psi_b)
+        z = abs(psi_a) ** 2 - abs(psi_b) ** 2
+    else:
+        rho = ds["rho"]
+        rho_ab = rho.isel(ket=a, bra=b, drop=True)
+        z = np.real(rho.isel(ket=a, bra=a, drop=True)) - np.real(rho.isel(ket=b, bra=b, drop=True))
+    vector = xr.concat(
+        [2.0 * np.real(rho_ab), -2.0 * np.imag(rho_ab), z],
+        dim=xr.DataArray(["x", "y", "z"], dims="component", name="component"),
+    )
+    return vector.transpose(..., "component").rename("bloch").assign_attrs(units="1")

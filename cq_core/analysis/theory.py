@@ -3,7 +3,8 @@
 docs/physics.md, "Decoherence rate": for diagonal models with constant coupling
 ``Γ = (1+v) Σ_i (K_i[a] − K_i[b])² / 2`` with ``K = ½ σ⁺ L`` at the initial classical point z0.
 For ``linear`` this is ``(1+v)·2λ²/σ²``; for ``mass_superposition`` it is the local rate at r0,
-``|Δf|²/(8σ²)``, |Δf| ≈ 0.143.
+``|Δf|²/(8σ²)``, |Δf| ≈ 0.143. The trade-off bound ``Γ·D2 ≥ |Δf|²/16`` (docs/physics.md,
+"Trade-off") needs the force gap |Δf|² of :func:`force_gap_squared`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import numpy as np
 import xarray as xr
 
 from ..models import get_model
+from .grid_axes import point_attrs
 from .observables import basis_pair
 
-__all__ = ["theory_rate"]
+__all__ = ["force_gap_squared", "theory_rate"]
 
 
 def _decode_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,3 +81,22 @@ def theory_rate(ds: xr.Dataset) -> xr.DataArray:
             "equation": note,
         },
     )
+
+
+def force_gap_squared(ds: xr.Dataset) -> float:
+    """``|Δf|² = Σ_j (L_j[a] − L_j[b])²`` at the initial classical point z0.
+
+    The squared difference of the back-reaction (force) eigenvalues of the basis pair, summed
+    over the coupled components: ``linear``: 16λ²; ``mass_superposition``: ≈ 0.0204 at r0.
+    The trade-off bound is ``Γ·D2 ≥ |Δf|²/16``. Rebuilds the model from ``attrs``; at one
+    grid point (``summary.sel(lam=0.5)``) the point's axis value replaces the stored one
+    (:func:`cq_core.analysis.grid_axes.point_attrs`).
+    """
+    attrs = point_attrs(ds)
+    params = _decode_params(json.loads(attrs.get("model_params", "{}")))
+    model = get_model(attrs["model"], **params)
+    a, b = (int(i) for i in attrs.get("basis_pair", (0, 1)))
+    operators = np.asarray(model.backreaction_operators(model.z0[None, :]))[0]
+    if not model.diagonal:  # (c, d, d): the diagonal entries of the pair
+        operators = np.real(np.diagonal(operators, axis1=-2, axis2=-1))
+    return float(np.sum((operators[:, a] - operators[:, b]) ** 2))

@@ -82,11 +82,8 @@ def figure_summary(args: argparse.Namespace) -> None:
     from .summary_store import open_summary
 
     summary = open_summary(store_path(args.summary))
-    if args.figure == "histograms":
-        fig = plots.plot_sigma_z_histograms(summary)
-    else:
-        fig = plots.plot_decoherence(summary)
-    save(fig, args.output, args.dpi)
+    options = {key: getattr(args, key, None) for key in ("axis", "time")}
+    save(plots.summary_figure(args.figure, summary, **options), args.output, args.dpi)
 
 
 def figure_tradeoff(args: argparse.Namespace) -> None:

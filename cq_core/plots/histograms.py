@@ -82,8 +82,15 @@ def plot_sigma_z_histograms(
     ``time_slices`` (default: 4 times from 0 to the end) in ``bins`` bins. Rows are σ,
     columns up to ``panels`` slices chosen by :func:`pick_slices`; each panel states its
     time and C(t), each row n (trajectories used) and the number discarded (flagged: 0).
+    A summary with grid axes raises ``ValueError``: select one grid point first.
     """
     summary = _histogram_summary(data, time_slices, bins) if "status" in data else data.load()
+    extra = [d for d in summary["sigma_z_hist"].dims if d not in ("sigma", "slice", "bin")]
+    if extra:
+        raise ValueError(
+            f"plot_sigma_z_histograms draws one grid point, the summary has the grid axes "
+            f"{', '.join(extra)}: select one value of each (e.g. summary.sel({extra[0]}=...))"
+        )
     hist = summary["sigma_z_hist"]
     edges = np.append(hist["bin_lower"].values, hist["bin_upper"].values[-1])
     times = hist["slice_time"].values if "slice_time" in hist.coords else hist["slice"].values

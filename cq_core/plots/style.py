@@ -53,6 +53,28 @@ MODEL_WORDS = {
 }
 """How titles name the built-in models (others by their own name)."""
 
+AXIS_WORDS: Mapping[str, tuple[str, str]] = {
+    "lam": (r"coupling $\lambda$", "model units"),
+    "phi": (r"phase $\varphi$", "model units"),
+    "omega": (r"qubit drive $\Omega$", "1 / model time"),
+    "M": (r"source mass $M$", "model units"),
+    "m": (r"test mass $m$", "model units"),
+    "d": (r"half-separation $d$ of the source positions", "model length"),
+    "G": (r"gravitational constant $G$", "model units"),
+    "eps": (r"softening $\varepsilon$", "model length"),
+    "gamma": (r"offset $\gamma$", "model units"),
+    "q0": (r"initial position $q_0$", "model length"),
+    "p0": (r"initial momentum $p_0$", "model units"),
+    "r0": (r"initial position $\mathbf{r}_0$", "model length"),
+    "psi0": (r"initial state $\psi_0$", ""),
+    "n": (r"number of sites $n$", ""),
+    "dt": (r"time step $\Delta t$", "model time"),
+    "excess": (r"excess decoherence $v$", "dimensionless"),
+    "mode": ("state form (pure / density / mean field)", ""),
+    "sigma": (r"noise strength $\sigma$", "model units"),
+}
+"""Axis words and units of the sweep axes (the config name is added in brackets)."""
+
 
 def save_figure(fig: Figure, stem: str | os.PathLike, *, dpi: int = PNG_DPI) -> list[Path]:
     """Write ``<stem>.png`` (``dpi``, for the README and the report) and ``<stem>.pdf``.
@@ -86,8 +108,9 @@ def _format_value(value: Any) -> str:
 
 
 def _changed_params(ds: xr.Dataset) -> dict[str, Any]:
-    """The parameters that differ from the model's defaults (all of them if unknown)."""
-    params = model_params(ds)
+    """The parameters that differ from the model's defaults (all of them if unknown), less
+    those that are coordinates of ``ds`` (grid axes: their values are shown per panel)."""
+    params = {k: v for k, v in model_params(ds).items() if k not in ds.coords}
     try:
         defaults = get_model(ds.attrs["model"]).params
     except Exception:  # a user model that needs arguments, or no model name: show them all
@@ -112,8 +135,10 @@ def model_title(ds: xr.Dataset) -> str:
     changed = _changed_params(ds)
     if changed:
         text += " (" + ", ".join(f"{k} = {_format_value(v)}" for k, v in changed.items()) + ")"
-    mode = ds.attrs.get("mode")
-    if mode == "density":
+    mode = None if "mode" in ds.coords else ds.attrs.get("mode")
+    if mode == "density" and "excess" in ds.coords:
+        text += ", density matrices"
+    elif mode == "density":
         text += f", density matrices, v = {float(ds.attrs.get('excess', 0.0)):g}"
     elif mode == "pure":
         text += ", pure states"
@@ -174,3 +199,22 @@ def sigma_label(ds: xr.Dataset) -> str:
     if mass_unit(ds) is not None:
         return rf"noise strength ${sigma_symbol(ds)}$ (multiples of the test mass $m$)"
     return rf"noise strength ${sigma_symbol(ds)}$ (model units)"
+
+
+def axis_text(axis: str) -> str:
+    """An axis in words with its config name: ``coupling $\\lambda$ (lam)``."""
+    words = AXIS_WORDS.get(axis, (axis, ""))[0]
+    return words if words == axis else f"{words} ({axis})"
+
+
+def axis_label(axis: str, ds: xr.Dataset | None = None) -> str:
+    """Axis label of a sweep axis with its unit: ``coupling $\\lambda$ (lam; model units)``.
+
+    ``sigma`` gets :func:`sigma_label` (multiples of the test mass where it has one).
+    """
+    if axis == "sigma" and ds is not None:
+        return sigma_label(ds)
+    words, unit = AXIS_WORDS.get(axis, (axis, ""))
+    if words == axis:
+        return f"{axis} ({unit})" if unit else axis
+    return f"{words} ({axis}; {unit})" if unit else f"{words} ({axis})"

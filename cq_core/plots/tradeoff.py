@@ -11,36 +11,29 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..models import get_model
-from .style import FIGURE_STYLE, RATE_LABEL, model_params
+from ..analysis.grid_axes import grid_points, point_attrs
+from ..analysis.theory import force_gap_squared
+from .style import FIGURE_STYLE, RATE_LABEL
 
-GROUP_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple")
+__all__ = ["force_gap_squared", "plot_tradeoff"]  # force_gap_squared: moved to analysis
+
+GROUP_COLOURS = (
+    "tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink",
+    "tab:olive", "tab:cyan", "tab:gray",
+)  # fmt: skip
 MARKERS = ("o", "s", "D", "^", "v")
 FORBIDDEN = {"color": "0.55", "alpha": 0.25, "linewidth": 0}
 """The one style of the forbidden region: the shading and its legend swatch are the same."""
 
 
-def force_gap_squared(ds: xr.Dataset) -> float:
-    """``|Δf|² = Σ_j (L_j[a] − L_j[b])²`` at the initial classical point z0.
-
-    The squared difference of the back-reaction (force) eigenvalues of the basis pair, summed
-    over the coupled components: ``linear``: 16λ²; ``mass_superposition``: ≈ 0.0204 at r0.
-    The trade-off bound is ``Γ·D2 ≥ |Δf|²/16``. Rebuilds the model from ``attrs``.
-    """
-    model = get_model(ds.attrs["model"], **model_params(ds))
-    a, b = (int(i) for i in ds.attrs.get("basis_pair", (0, 1)))
-    operators = np.asarray(model.backreaction_operators(model.z0[None, :]))[0]
-    if not model.diagonal:  # (c, d, d): the diagonal entries of the pair
-        operators = np.real(np.diagonal(operators, axis1=-2, axis2=-1))
-    return float(np.sum((operators[:, a] - operators[:, b]) ** 2))
-
-
-def _sweep_label(summary: xr.Dataset) -> str:
-    name = summary.attrs.get("sweep") or summary.attrs.get("model", "run")
-    mode = summary.attrs.get("mode", "pure")
-    excess = float(summary.attrs.get("excess", 0.0))
+def _sweep_label(summary: xr.Dataset, point: str = "") -> str:
+    """``linear (pure ψ)``, or ``linear (pure ψ), lam = 0.5`` at a grid point."""
+    attrs = point_attrs(summary)
+    name = attrs.get("sweep") or attrs.get("model", "run")
+    mode = attrs.get("mode", "pure")
+    excess = float(attrs.get("excess", 0.0))
     state = r"pure $\psi$" if mode == "pure" else rf"$\rho$, $v = {excess:g}$"
-    return f"{name} ({state})"
+    return f"{name} ({state})" + (f", {point}" if point else "")
 
 
 def _points(ax, summary, x, y, y_se, colour, marker, pure, label) -> None:
@@ -62,21 +55,23 @@ def plot_tradeoff(summaries: Sequence[xr.Dataset] | xr.Dataset) -> Figure:
     the one horizontal line 1/16 (``gid="bound-universal"``), pure-state runs lie on it and
     runs with excess v at ``(1+v)/16`` (dotted). Filled markers: pure states; open: density
     matrices. Log–log left, log–linear right; D2 in model units (momentum²/time), Γ in
-    1/time.
+    1/time. A summary with grid axes (variables (lam, sigma)) gives one series per grid
+    point, labelled ``lam = 0.5``, each with the |Δf|² and v of its point.
     """
     if isinstance(summaries, xr.Dataset):
         summaries = [summaries]
-    summaries = [s.load() for s in summaries]
-    gaps: dict[tuple[str, float], list[xr.Dataset]] = {}
-    for summary in summaries:
+    # one series per grid point of each summary (lam = 0.5, …): its own |Δf|², v and label
+    summaries = [point for s in summaries for point in grid_points(s.load())]
+    gaps: dict[tuple[str, float], list[tuple[str, xr.Dataset]]] = {}
+    for label, summary in summaries:
         key = (summary.attrs.get("model", "model"), round(force_gap_squared(summary), 12))
-        gaps.setdefault(key, []).append(summary)
+        gaps.setdefault(key, []).append((label, summary))
 
     with mpl.rc_context(FIGURE_STYLE):
         fig = Figure(figsize=(11.0, 5.4), layout="constrained")
         ax, ax_u = fig.subplots(1, 2, width_ratios=(1.15, 1.0))
-        all_d2 = np.concatenate([0.5 * s["sigma"].values ** 2 for s in summaries])
-        all_gamma = np.concatenate([s["gamma_fit"].values for s in summaries])
+        all_d2 = np.concatenate([0.5 * s["sigma"].values ** 2 for _, s in summaries])
+        all_gamma = np.concatenate([s["gamma_fit"].values for _, s in summaries])
         line_x = np.geomspace(all_d2.min() / 2.5, all_d2.max() * 2.5, 100)
         ylim = (np.nanmin(all_gamma) / 6.0, np.nanmax(all_gamma) * 4.0)
         lowest = np.min([gap for _, gap in gaps], axis=0) / (16.0 * line_x)
@@ -92,14 +87,15 @@ def plot_tradeoff(summaries: Sequence[xr.Dataset] | xr.Dataset) -> Figure:
                 line_x, bound, color=colour, linewidth=2.0, gid=f"bound-{model}",
                 label=rf"{model}: bound $|\Delta f|^2/(16 D_2)$, $|\Delta f|^2 = {gap:.3g}$",
             )  # fmt: skip
-            for summary in members:
-                excess = float(summary.attrs.get("excess", 0.0))
-                pure = summary.attrs.get("mode") == "pure" or excess == 0.0
+            for point, summary in members:
+                attrs = point_attrs(summary)
+                excess = float(attrs.get("excess", 0.0))
+                pure = attrs.get("mode") == "pure" or excess == 0.0
                 marker = MARKERS[n_marker % len(MARKERS)]
                 n_marker += 1
                 d2 = 0.5 * summary["sigma"].values ** 2
                 gamma, gamma_se = summary["gamma_fit"].values, summary["gamma_fit_se"].values
-                label = f"measured: {_sweep_label(summary)}"
+                label = f"measured: {_sweep_label(summary, point)}"
                 _points(ax, summary, d2, gamma, gamma_se, colour, marker, pure, label)
                 _points(
                     ax_u,

@@ -1,5 +1,6 @@
 """Seed Fig. 1 and the mean-field comparison: realisations in phase space, on the Bloch
-sphere and as ⟨σz⟩(t).
+sphere and as ⟨σz⟩(t); one row per value of a sweep's grid axis (the paper's Fig. 7 pair,
+φ = 0 and φ = 5, as one sweep with a ``phi`` axis).
 
 Conventions: level ``a`` of ``attrs["basis_pair"] = (a, b)`` is |L⟩ (⟨σz⟩ = +1), level ``b``
 is |R⟩; the Bloch vector of that pair is ``(2 Re ρ_ab, −2 Im ρ_ab, ρ_aa − ρ_bb)``.
@@ -16,6 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..analysis.grid_axes import point_label
+from ..analysis.observables import bloch_vector
 from .style import (
     FIGURE_STYLE,
     KET_L,
@@ -57,30 +60,6 @@ def _one_sigma(ds: xr.Dataset, sigma: float | None) -> xr.Dataset:
             label=("trajectory", [f"seed {s}, #{i}" for s, i in zip(seeds, numbers, strict=True)]),
         )
     return ds
-
-
-def bloch_vector(ds: xr.Dataset) -> xr.DataArray:
-    """Bloch vector of the basis pair ``(a, b)``: dims (…, time, component = x, y, z).
-
-    ``x = 2 Re ρ_ab``, ``y = −2 Im ρ_ab``, ``z = ρ_aa − ρ_bb`` (``ρ_ab = ψ_a ψ_b*`` for pure
-    states), so |L⟩ = level a is the north pole and |+⟩ = (|L⟩+|R⟩)/√2 is +x. Dimensionless;
-    length 1 for a pure qubit.
-    """
-    a, b = (int(i) for i in ds.attrs.get("basis_pair", (0, 1)))
-    if "psi" in ds:
-        psi_a = ds["psi"].isel(level=a, drop=True)
-        psi_b = ds["psi"].isel(level=b, drop=True)
-        rho_ab = psi_a * np.conj(psi_b)
-        z = abs(psi_a) ** 2 - abs(psi_b) ** 2
-    else:
-        rho = ds["rho"]
-        rho_ab = rho.isel(ket=a, bra=b, drop=True)
-        z = np.real(rho.isel(ket=a, bra=a, drop=True)) - np.real(rho.isel(ket=b, bra=b, drop=True))
-    vector = xr.concat(
-        [2.0 * np.real(rho_ab), -2.0 * np.imag(rho_ab), z],
-        dim=xr.DataArray(["x", "y", "z"], dims="component", name="component"),
-    )
-    return vector.transpose(..., "component").rename("bloch").assign_attrs(units="1")
 
 
 def _pick(ds: xr.Dataset, realisations: Sequence[int] | int) -> xr.Dataset:
@@ -238,6 +217,58 @@ def _bloch_panels(fig: Figure, cell, bloch: xr.DataArray, mean_field, colours, l
         ax.set_title(str(labels[i]), fontsize=9, color=colour, pad=-2)
 
 
+TRAJECTORY_DIMS_OF_CELLS = ("sigma", "seed", "trajectory")
+"""Dimensions of ``status`` in a sweep that are not grid axes."""
+
+MAX_TRAJECTORY_ROWS = 4
+"""Rows (grid values) one faceted trajectory figure draws at most."""
+
+
+def _cell_grid_axes(cells: xr.Dataset) -> tuple[str, ...]:
+    """Grid axes of a sweep Dataset: the dims of ``status`` other than sigma, seed, trajectory."""
+    if "status" not in cells:
+        return ()
+    return tuple(str(d) for d in cells["status"].dims if d not in TRAJECTORY_DIMS_OF_CELLS)
+
+
+def _draw_trajectories(fig, cells: xr.Dataset, mean_field: xr.Dataset | None, heading: str) -> None:
+    """The panels of one (grid point, σ) into ``fig`` (a Figure or a SubFigure)."""
+    n = cells.sizes["trajectory"]
+    colours = [_colour(i) for i in range(n)]
+    bloch = bloch_vector(cells)
+    time = cells["time"]
+    labels = cells["label"].values if "label" in cells.coords else [f"#{i}" for i in range(n)]
+    grid = fig.add_gridspec(2, 2, height_ratios=(1.35, 1.0), width_ratios=(1.0, 1.0))
+    ax_classical = fig.add_subplot(grid[0, 0])
+    _classical_panel(ax_classical, cells, mean_field, colours)
+    _bloch_panels(fig, grid[0, 1], bloch, mean_field, colours, labels)
+    ax_sz = fig.add_subplot(grid[1, :])
+    for i, colour in enumerate(colours):
+        z = bloch.isel(trajectory=i).sel(component="z")
+        ax_sz.plot(
+            time, z, color=colour, gid=f"realisation-{i}",
+            label=f"{labels[i]} {outcome_text(float(z[-1]))}",
+        )  # fmt: skip
+    if mean_field is not None:
+        z = bloch_vector(mean_field).isel(trajectory=0).sel(component="z")
+        ax_sz.plot(mean_field["time"], z, label="mean field", gid="mean-field", **MEAN_FIELD_STYLE)
+    ax_sz.set_ylim(-1.08, 1.08)
+    ax_sz.set_yticks([-1, -0.5, 0, 0.5, 1])
+    ax_sz.set_xlim(float(time[0]), float(time[-1]))
+    ax_sz.set_xlabel(TIME_LABEL)
+    ax_sz.set_ylabel(SIGMA_Z + r"$ = P_L - P_R$")
+    ax_sz.set_title(r"$\langle\sigma_z\rangle(t)$: +1 = " + KET_L + ", −1 = " + KET_R)
+    handles, names = ax_sz.get_legend_handles_labels()
+    if mean_field is not None:  # the diamond on the Bloch spheres, named
+        handles.append(Line2D([], [], color="black", marker="D", ls="none", markersize=5))
+        names.append("mean field, end (spheres)")
+    ax_sz.legend(
+        handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5),
+        title="realisation (all panels)",
+    )  # fmt: skip
+    fig.suptitle(f"{heading}, {sigma_text(cells, float(cells['sigma']))}\n{model_title(cells)}")
+
+
 def _trajectory_figure(
     cells: xr.Dataset,
     mean_field: xr.Dataset | None,
@@ -245,48 +276,38 @@ def _trajectory_figure(
     sigma: float | None,
     heading: str,
 ) -> Figure:
-    cells = _pick(_one_sigma(cells, sigma), realisations)
-    if mean_field is not None:
+    axes = _cell_grid_axes(cells)
+    if len(axes) > 1:
+        raise ValueError(
+            f"the trajectory figures facet one grid axis, the sweep has {len(axes)}: "
+            f"{', '.join(axes)}; select one value of all but one (e.g. cells.sel({axes[0]}=...))"
+        )
+    if axes and cells.sizes[axes[0]] > MAX_TRAJECTORY_ROWS:
+        raise ValueError(
+            f"the trajectory figures draw at most {MAX_TRAJECTORY_ROWS} rows, grid axis "
+            f"{axes[0]!r} has {cells.sizes[axes[0]]} values: select some (cells.isel(...))"
+        )
+    mean_axes = () if mean_field is None else _cell_grid_axes(mean_field)
+    if mean_field is not None and not mean_axes:
         mean_field = _pick(_one_sigma(mean_field, None), 1)
-    n = cells.sizes["trajectory"]
-    colours = [_colour(i) for i in range(n)]
-    bloch = bloch_vector(cells)
-    time = cells["time"]
-    labels = cells["label"].values if "label" in cells.coords else [f"#{i}" for i in range(n)]
-
     with mpl.rc_context(FIGURE_STYLE):
-        fig = Figure(figsize=(8.6, 8.0), layout="constrained")
-        grid = fig.add_gridspec(2, 2, height_ratios=(1.35, 1.0), width_ratios=(1.0, 1.0))
-        ax_classical = fig.add_subplot(grid[0, 0])
-        _classical_panel(ax_classical, cells, mean_field, colours)
-        _bloch_panels(fig, grid[0, 1], bloch, mean_field, colours, labels)
-        ax_sz = fig.add_subplot(grid[1, :])
-        for i, colour in enumerate(colours):
-            z = bloch.isel(trajectory=i).sel(component="z")
-            ax_sz.plot(
-                time, z, color=colour, gid=f"realisation-{i}",
-                label=f"{labels[i]} {outcome_text(float(z[-1]))}",
-            )  # fmt: skip
-        if mean_field is not None:
-            z = bloch_vector(mean_field).isel(trajectory=0).sel(component="z")
-            ax_sz.plot(
-                mean_field["time"], z, label="mean field", gid="mean-field", **MEAN_FIELD_STYLE
+        if not axes:
+            fig = Figure(figsize=(8.6, 8.0), layout="constrained")
+            _draw_trajectories(
+                fig, _pick(_one_sigma(cells, sigma), realisations), mean_field, heading
             )
-        ax_sz.set_ylim(-1.08, 1.08)
-        ax_sz.set_yticks([-1, -0.5, 0, 0.5, 1])
-        ax_sz.set_xlim(float(time[0]), float(time[-1]))
-        ax_sz.set_xlabel(TIME_LABEL)
-        ax_sz.set_ylabel(SIGMA_Z + r"$ = P_L - P_R$")
-        ax_sz.set_title(r"$\langle\sigma_z\rangle(t)$: +1 = " + KET_L + ", −1 = " + KET_R)
-        handles, names = ax_sz.get_legend_handles_labels()
-        if mean_field is not None:  # the diamond on the Bloch spheres, named
-            handles.append(Line2D([], [], color="black", marker="D", ls="none", markersize=5))
-            names.append("mean field, end (spheres)")
-        ax_sz.legend(
-            handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5),
-            title="realisation (all panels)",
-        )  # fmt: skip
-        fig.suptitle(f"{heading}, {sigma_text(cells, float(cells['sigma']))}\n{model_title(cells)}")
+            return fig
+        rows = cells.sizes[axes[0]]
+        fig = Figure(figsize=(8.6, 8.0 * rows), layout="constrained")
+        for i, sub in enumerate(np.atleast_1d(fig.subfigures(rows, 1))):
+            point = cells.isel({axes[0]: i})
+            twin = mean_field
+            if mean_axes:  # a mean-field twin on the same grid: the same point
+                twin = _pick(_one_sigma(mean_field.isel({axes[0]: i}), None), 1)
+            label = point_label(point, axes)
+            _draw_trajectories(
+                sub, _pick(_one_sigma(point, sigma), realisations), twin, f"{label}: {heading}"
+            )
     return fig
 
 
