@@ -130,7 +130,9 @@ def _check_axis(
         canonical = _canonical(value)
         if canonical in seen:
             raise _config_error(
-                name, f"{key}[{i}]", f"duplicate of {key}[{seen[canonical]}] = {value!r}"
+                name,
+                f"{key}[{i}]",
+                f"duplicate of sweeps.{name}.{key}[{seen[canonical]}] = {value!r}",
             )
         seen[canonical] = i
         try:
