@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "grid_axes",
     "grid_dims",
     "grid_point",
+    "grid_summary",
     "point_attrs",
     "points",
     "stack_points",
@@ -96,6 +97,67 @@ def point_attrs(ds: xr.Dataset, selector: Mapping[str, int]) -> dict[str, Any]:
     attrs["model_params"] = params_to_json(params)
     attrs["grid_point"] = json.dumps(point)
     return attrs
+
+
+def grid_summary(
+    records: Sequence[Any], point_summary: Callable[[list[Any]], xr.Dataset]
+) -> xr.Dataset:
+    """The summary of a sweep with grid axes from its cells' statistics records.
+
+    ``records``: :class:`cq_core.analysis.sweeps.StatisticsRecord` of every cell; they are
+    grouped by grid point (their ``grid_point`` attr), ``point_summary(group)`` summarises
+    each (its own Γ fit and theory rate), and the point summaries are stacked
+    (:func:`stack_points`) along a dimension per axis before ``sigma``. The attrs are those
+    every point shares; ``model_params`` holds the parameters no axis changes.
+    """
+    axes = grid_axes(records[0].attrs)
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for record in records:
+        if grid_axes(record.attrs) != axes:
+            raise ValueError(
+                f"cell statistics on different grid axes ({axes} vs "
+                f"{grid_axes(record.attrs)}): they do not belong to one sweep"
+            )
+        groups.setdefault(grid_point(record.attrs), []).append(record)
+    params = json.loads(records[0].attrs.get("model_params", "{}"))
+    vectors = [a for a in axes if a not in RUN_AXES and isinstance(params.get(a), (list, dict))]
+    parts = {}
+    for point, group in groups.items():
+        summary = point_summary(group)
+        params = json.loads(group[0].attrs.get("model_params", "{}"))
+        for axis, value in zip(axes, point, strict=True):
+            if axis in vectors:
+                values = _decoded(params[axis])
+                summary = summary.assign_coords(
+                    {f"{axis}_index": value, axis: (f"{axis}_component", values)}
+                )
+            else:
+                summary = summary.assign_coords({axis: value})
+        parts[point] = summary
+    first = next(iter(parts.values()))
+    attrs = {
+        key: value
+        for key, value in first.attrs.items()
+        if key != "grid_point" and all(_same(p.attrs.get(key), value) for p in parts.values())
+    }
+    attrs["model_params"] = json.dumps(
+        {key: value for key, value in params.items() if key not in axes}, sort_keys=True
+    )
+    attrs["grid_axes"] = records[0].attrs["grid_axes"]
+    return stack_points(parts, axes, vectors=vectors, attrs=attrs)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
+
+
+def _decoded(value: Any) -> np.ndarray:
+    """A vector parameter from its JSON form (``{"real", "imag"}`` for a complex one)."""
+    if isinstance(value, Mapping) and set(value) == {"real", "imag"}:
+        return np.asarray(value["real"]) + 1j * np.asarray(value["imag"])
+    return np.asarray(value, dtype=float).ravel()
 
 
 def _vector_values(parts: Mapping[tuple, xr.Dataset], axis: str) -> xr.DataArray | None:
