@@ -46,6 +46,10 @@ RUN_KEYS = (
 """Keys of a sweep that :func:`cq_core.check_run` checks (its messages start with the key)."""
 
 
+DEFAULT_DT = 1.0e-4
+"""``dt`` of a sweep that sets none (and has no dt axis)."""
+
+
 def _model_exists(name: Any) -> bool:
     return is_registered(name)  # a declared builder only; nothing is imported here
 
@@ -239,8 +243,8 @@ def sweep_cell_specs(
     except (ValueError, TypeError) as err:
         raise _config_error(name, "params", err) from err
     points = grid_points(name, sweep)
-    for key in ("sigma", "seeds", "n_traj", "t_final", "dt"):
-        if key not in sweep and key not in points[0].run:
+    for key in ("sigma", "seeds", "n_traj", "t_final"):
+        if key not in sweep:
             raise _config_error(name, key, "missing")
     sigmas, seeds = list(sweep["sigma"]), list(sweep["seeds"])
     for key, values in (("sigma", sigmas), ("seeds", seeds)):
@@ -250,6 +254,8 @@ def sweep_cell_specs(
         if seed in seeds[:j]:
             raise _config_error(name, f"seeds[{j}]", f"duplicate seed {seed!r}")
     run = {key: sweep[key] for key in RUN_KEYS if key in sweep and key != "seed"}
+    if "dt" not in run and "dt" not in points[0].run:
+        run["dt"] = DEFAULT_DT  # the schema's default, which a dt grid axis must not meet
     cells: dict[tuple[str, int], CellSpec] = {}
     backend = None
     for point in points:
