@@ -228,3 +228,21 @@ def test_a_cell_of_another_grid_is_refused(tmp_path):
         write_cell(spec.simulate(), layout.cell_store(tmp_path, "s", label, seed))
     with pytest.raises(ValueError, match=re.escape("different grid axes")):
         cq_core.open_sweep(tmp_path / "s")
+
+
+def test_verify_finds_grid_stores_and_names_a_misplaced_one(tmp_path):
+    from cq_core.pipeline.verify import verify_results
+
+    sweep = _sweep(grid={"lam": [0.5, 1.0]}, seeds=[0], sigma=[1.0])
+    for (label, seed), spec in sweep_cell_specs("s", sweep).items():
+        run_cell_to_store(spec, layout.cell_store(tmp_path, "s", label, seed))
+    config = {"base_seed": 0, "sweeps": {"s": sweep}}
+    report = verify_results(tmp_path, config)
+    assert len(report) == 2 and all(problems == [] for problems in report.values())
+    cells = tmp_path / "s" / "cells"
+    (cells / "lam=0.5/sigma=1.0/seed=0.zarr").rename(cells / "lam=0.5/sigma=1.0/seed=9.zarr")
+    (cells / "lam=1.0/sigma=1.0/seed=0.zarr").rename(cells / "lam=0.5/sigma=1.0/seed=0.zarr")
+    report = verify_results(tmp_path, config)
+    misplaced = report[cells / "lam=0.5/sigma=1.0/seed=0.zarr"]
+    assert any("path names another" in p for p in misplaced)
+    assert any("path names another" in p for p in report[cells / "lam=0.5/sigma=1.0/seed=9.zarr"])
