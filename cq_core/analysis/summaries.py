@@ -125,7 +125,10 @@ def summarise(
     Parameters
     ----------
     ds
-        From :func:`cq_core.open_sweep` (or one cell from :func:`cq_core.simulate`).
+        From :func:`cq_core.open_sweep` (or one cell from :func:`cq_core.simulate`). A
+        sweep with grid axes is summarised one grid point at a time (each with its own
+        parameters: Γ fitted and the theory rate per point); the summary has the grid
+        dimensions before ``sigma``.
     time_slices
         Times (model units) of the ⟨σz⟩ histograms, within the stored times.
     bins
@@ -178,6 +181,8 @@ def summary_from_statistics(
     stats
         :func:`cq_core.analysis.cell_statistics` of every (σ, seed) cell of the sweep (a
         complete grid), as a list or stacked along ``cell`` (:func:`stack_statistics`).
+        A list from a sweep with grid axes (cells recording ``grid_point``) is summarised
+        per grid point and stacked (:func:`cq_core.analysis.grid.grid_summary`).
     settings
         The analysis settings the statistics were computed with (``time_slices``,
         ``hist_bins``, ``fit_window``); ``ValueError`` if they differ.

@@ -2,7 +2,9 @@
 
 A sweep directory ``results/<sweep>/`` holds one Zarr store per cell at
 ``cells/sigma=<repr(σ)>/seed=<seed>.zarr`` (written by
-:func:`cq_core.pipeline.cell_store.write_cell`).
+:func:`cq_core.pipeline.cell_store.write_cell`), or, with grid axes, at
+``cells/<axis>=<label>/…/sigma=<repr(σ)>/seed=<seed>.zarr`` (each axis a dimension before
+σ: :func:`open_grid`).
 :func:`open_sweep` opens them all with Dask (nothing is read until computed) and combines them
 on a (σ, seed) grid::
 
@@ -94,7 +96,10 @@ def open_sweep(
     xarray.Dataset
         Dask-backed; dimensions ``sigma`` (ascending), ``seed`` (ascending), ``trajectory``,
         ``time`` and the state dimensions; the attrs the cells share plus ``sweep`` (the
-        directory name) and ``n_cells``.
+        directory name) and ``n_cells``. A sweep with grid axes has one more dimension per
+        axis first, in config order (:func:`open_grid`): e.g. ``(lam, sigma, seed,
+        trajectory, time, level)``; its ``model_params`` attr then holds the parameters no
+        axis changes.
 
     Raises
     ------
