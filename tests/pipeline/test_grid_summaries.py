@@ -160,3 +160,27 @@ def test_the_weak_order_fit_recovers_a_known_order_and_refuses_noise():
     assert np.isnan(float(result["sigma_z_mean_weak_order"]))
     with pytest.raises(ValueError, match="dt dimension"):
         weak_order(summary.isel(dt=0))
+
+
+def test_a_dt_axis_summary_gives_the_weak_error_of_the_coherence(tmp_path):
+    sweep = dict(
+        model="linear",
+        params={},
+        sigma=[1.0],
+        seeds=[0],
+        n_traj=40,
+        t_final=0.1,
+        save_every=2,
+        backend="numpy",
+        grid={"dt": [0.01, 0.005, 0.0025]},
+    )
+    _run(tmp_path, "dt", sweep)
+    summary = _summary(cq_core.open_sweep(tmp_path / "dt"))
+    assert summary["coherence"].dims == ("dt", "sigma", "time")
+    np.testing.assert_allclose(summary["time"], np.arange(6) * 0.02, atol=1e-12)
+    result = weak_order(summary)
+    error = result["coherence_weak_error"].sel(dt=0.01)
+    expected = summary["coherence"].sel(dt=0.01) - summary["coherence"].sel(dt=0.0025)
+    np.testing.assert_allclose(error, expected.isel(time=-1))
+    assert float(result["coherence_weak_error"].sel(dt=0.0025).item()) == 0.0
+    assert result.attrs["reference_dt"] == 0.0025
