@@ -103,7 +103,7 @@ def _run_cell(args: argparse.Namespace) -> None:
 def _run_batch(args: argparse.Namespace) -> None:
     from .pipeline.batch import run_batch
     from .pipeline.cell_spec import CellSpec
-    from .pipeline.layout import cell_store, sigma_label
+    from .pipeline.layout import cell_store
     from .pipeline.statistics_store import compute_cell_statistics, read_analysis_settings
     from .version import NUMERICS_VERSION
 
@@ -116,8 +116,7 @@ def _run_batch(args: argparse.Namespace) -> None:
     specs = [CellSpec.from_dict(cell) for cell in json.loads(args.cells)]
     sweep_dir = Path(args.sweep_dir)
     cells = [
-        (cell_store(sweep_dir.parent, sweep_dir.name, sigma_label(s.sigma), s.seed), s)
-        for s in specs
+        (cell_store(sweep_dir.parent, sweep_dir.name, s.point_label, s.seed), s) for s in specs
     ]
     analysis = read_analysis_settings(sweep_dir)
 

@@ -26,6 +26,7 @@ from .summaries import (
 )
 from .sweeps import stack_statistics, sweep_statistics
 from .theory import theory_rate
+from .weak_order import weak_order
 
 __all__ = [
     "ANALYSIS_KEYS",
@@ -50,4 +51,5 @@ __all__ = [
     "sweep_statistics",
     "theory_rate",
     "trajectory_mean",
+    "weak_order",
 ]

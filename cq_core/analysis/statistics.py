@@ -69,6 +69,8 @@ RUN_ATTRS = (
     "sweep",
     "numerics_version",
     "cell_hash",
+    "grid_axes",
+    "grid_point",
 )
 """Attributes of a cell its statistics keep (the summary's attrs come from them)."""
 STATISTICS_DIMS = {

@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from ..version import NUMERICS_VERSION, __version__
+from .grid import grid_axes, grid_dims, grid_summary, point_attrs, points
 from .observables import as_sweep, trajectory_dims
 from .statistics import (
     analysis_settings,
@@ -41,7 +42,7 @@ from .statistics import (
     settings_hash,
     slice_indices,
 )
-from .sweeps import stack_statistics, sweep_statistics
+from .sweeps import StatisticsRecord, stack_statistics, statistics_record, sweep_statistics
 from .theory import theory_rate
 
 __all__ = [
@@ -124,7 +125,10 @@ def summarise(
     Parameters
     ----------
     ds
-        From :func:`cq_core.open_sweep` (or one cell from :func:`cq_core.simulate`).
+        From :func:`cq_core.open_sweep` (or one cell from :func:`cq_core.simulate`). A
+        sweep with grid axes is summarised one grid point at a time (each with its own
+        parameters: Γ fitted and the theory rate per point); the summary has the grid
+        dimensions before ``sigma``.
     time_slices
         Times (model units) of the ⟨σz⟩ histograms, within the stored times.
     bins
@@ -142,7 +146,14 @@ def summarise(
     )
     ds = as_sweep(ds)
     slice_indices(ds["time"].values, settings["time_slices"])  # bad slices: before any work
-    return summary_from_statistics(sweep_statistics(ds, settings), settings)
+    if not grid_dims(ds):
+        return summary_from_statistics(sweep_statistics(ds, settings), settings)
+    stats = []
+    for selector in points(ds):  # one grid point at a time: its own parameters and Γ fit
+        point = ds.isel(selector)
+        point.attrs = point_attrs(ds, selector)
+        stats += sweep_statistics(point.drop_vars(grid_axes(ds.attrs), errors="ignore"), settings)
+    return summary_from_statistics(stats, settings)
 
 
 def _grid(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,6 +181,8 @@ def summary_from_statistics(
     stats
         :func:`cq_core.analysis.cell_statistics` of every (σ, seed) cell of the sweep (a
         complete grid), as a list or stacked along ``cell`` (:func:`stack_statistics`).
+        A list from a sweep with grid axes (cells recording ``grid_point``) is summarised
+        per grid point and stacked (:func:`cq_core.analysis.grid.grid_summary`).
     settings
         The analysis settings the statistics were computed with (``time_slices``,
         ``hist_bins``, ``fit_window``); ``ValueError`` if they differ.
@@ -185,7 +198,18 @@ def summary_from_statistics(
         analysis settings. Means and SEs pool the trajectories of all seeds of a σ.
     """
     settings = analysis_settings(settings)
-    stats = stack_statistics(stats)
+    if not isinstance(stats, xr.Dataset):
+        records = [s if isinstance(s, StatisticsRecord) else statistics_record(s) for s in stats]
+        if records and grid_axes(records[0].attrs):
+            return grid_summary(
+                records, lambda group: _point_summary(stack_statistics(group), settings)
+            )
+        stats = records
+    return _point_summary(stack_statistics(stats), settings)
+
+
+def _point_summary(stats: xr.Dataset, settings: Mapping[str, Any]) -> xr.Dataset:
+    """The summary of one grid point (all of a σ × seed sweep) from its stacked statistics."""
     if stats.attrs.get("settings_hash") != settings_hash(settings):
         raise ValueError(
             f"the cell statistics were computed with the analysis settings "

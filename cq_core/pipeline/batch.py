@@ -44,7 +44,7 @@ from .dask_runner import (
     dask_client,
     use_processes,
 )
-from .layout import cell_id, sigma_label
+from .layout import cell_id
 from .progress import record_cell
 from .store_checks import stale_reason
 
@@ -104,7 +104,7 @@ def batch_digest(specs: Sequence[CellSpec]) -> str:
 
 
 def _cell_name(spec: CellSpec) -> str:
-    return cell_id(sigma_label(spec.sigma), spec.seed)
+    return cell_id(spec.point_label, spec.seed)
 
 
 def _store_in_process(spec: CellSpec, path: Path, block_size: int, log: logging.Logger) -> None:

@@ -27,8 +27,12 @@ from ..models import Model, get_model, params_to_json
 from ..solver.settings import RunSettings, check_run
 from ..solver.simulate import simulate
 from ..version import NUMERICS_VERSION
+from .layout import axis_label, point_label
 
-__all__ = ["CellSpec", "decode_params", "split_blocks"]
+__all__ = ["RUN_AXES", "CellSpec", "decode_params", "split_blocks"]
+
+RUN_AXES = ("dt", "excess", "mode")
+"""Run settings that may be grid axes (the others are model parameters)."""
 
 
 def _number(value: Any, kind: type) -> Any:
@@ -82,6 +86,14 @@ class CellSpec:
         this machine, so that every block of a cell runs the same kernel and the stored spec
         says which.
 
+    grid
+        The sweep's grid axes this cell lies on, in config order: ``(axis, index)`` pairs,
+        ``index`` the position of a vector value in the configured list (it names the
+        directory) and None for a scalar axis (its value names it). The values themselves
+        are in ``params`` (a model parameter) or the run fields (``dt``, ``excess``,
+        ``mode``), so the hash covers them. Left out of :meth:`to_dict` when empty: a cell
+        of a sweep without ``grid`` keeps its hash.
+
     Execution settings (block size, threads, scheduler address) are deliberately not part of
     a cell: they never change a stored number.
     """
@@ -99,6 +111,7 @@ class CellSpec:
     mode: str = "pure"
     excess: float = 0.0
     backend: str = "auto"
+    grid: tuple[tuple[str, int | None], ...] = ()
 
     def __post_init__(self) -> None:
         params = self.params if self.params is not None else {}
@@ -110,6 +123,16 @@ class CellSpec:
             object.__setattr__(self, name, _number(getattr(self, name), float))
         for name in ("seed", "base_seed", "n_traj", "save_every"):
             object.__setattr__(self, name, _number(getattr(self, name), int))
+        grid = tuple(
+            (str(axis), None if index is None else int(index)) for axis, index in self.grid or ()
+        )
+        for axis, _ in grid:
+            if axis not in RUN_AXES and axis not in self.params:
+                raise ValueError(
+                    f"grid axis {axis!r} is neither a run axis ({', '.join(RUN_AXES)}) nor a "
+                    "key of params"
+                )
+        object.__setattr__(self, "grid", grid)
 
     def __hash__(self) -> int:
         return hash(self.config_hash)
@@ -122,6 +145,10 @@ class CellSpec:
         """
         data = {name: getattr(self, name) for name in _FIELD_NAMES}
         data["params"] = json.loads(json.dumps(self.params))
+        if self.grid:
+            data["grid"] = [list(pair) for pair in self.grid]
+        else:
+            del data["grid"]
         return data
 
     def to_json(self) -> str:
@@ -158,6 +185,43 @@ class CellSpec:
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def axis_value(self, axis: str) -> Any:
+        """The value of grid axis ``axis`` (a run field or a model parameter, JSON form)."""
+        return getattr(self, axis) if axis in RUN_AXES else self.params[axis]
+
+    @property
+    def point_label(self) -> str:
+        """The cell's (grid point, σ) label of :func:`cq_core.pipeline.layout.point_label`."""
+        labels = [(axis, axis_label(self.axis_value(axis), index)) for axis, index in self.grid]
+        return point_label(self.sigma, labels)
+
+    def label_dataset(self, ds: xr.Dataset) -> xr.Dataset:
+        """``ds`` with the cell's grid axes recorded: a scalar coordinate per scalar axis
+        (named by the axis); a vector axis as the integer coordinate ``<axis>_index`` and the
+        coordinate ``<axis>`` (dim ``<axis>_component``) of its values (a coordinate, not a
+        data variable, in a cell: a store's layout writes coordinates whole, data variables
+        block by block). :func:`cq_core.open_sweep` returns it as a data variable."""
+        if not self.grid:
+            return ds
+        coords: dict[str, Any] = {}
+        for axis, index in self.grid:
+            value = self.axis_value(axis)
+            if index is None:
+                coords[axis] = ((), value, {"long_name": f"grid axis {axis}"})
+            else:
+                coords[f"{axis}_index"] = ((), index, {"long_name": f"index of the {axis} value"})
+                values = np.asarray(decode_params({axis: value})[axis])
+                coords[axis] = ((f"{axis}_component",), values.ravel(), {"grid_axis": axis})
+        ds = ds.assign_coords(coords)
+        point = [
+            [axis, self.axis_value(axis) if index is None else index] for axis, index in self.grid
+        ]
+        ds.attrs["grid_axes"] = json.dumps([axis for axis, _ in self.grid])
+        ds.attrs["grid_point"] = json.dumps(point)
+        base = {key: value for key, value in self.params.items() if key not in dict(self.grid)}
+        ds.attrs["grid_base_params"] = json.dumps(base, sort_keys=True)
+        return ds
+
     def build_model(self) -> Model:
         """The cell's model (``ValueError`` naming valid models or parameters if invalid)."""
         return get_model(self.model, **decode_params(self.params))
@@ -191,8 +255,10 @@ class CellSpec:
         return replace(self, backend=self.check(n_traj=1).backend)
 
     def simulate(self, *, first_trajectory: int = 0, n_traj: int | None = None) -> xr.Dataset:
-        """Run trajectories ``first_trajectory … first_trajectory + n_traj − 1`` of the cell."""
-        return simulate(self.build_model(), **self._run_kwargs(first_trajectory, n_traj))
+        """Run trajectories ``first_trajectory … first_trajectory + n_traj − 1`` of the cell
+        (with its grid axes recorded, :meth:`label_dataset`)."""
+        ds = simulate(self.build_model(), **self._run_kwargs(first_trajectory, n_traj))
+        return self.label_dataset(ds)
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(CellSpec))

@@ -138,6 +138,7 @@ def _layout_sample(spec: CellSpec) -> xr.Dataset:
     state = _initial_state(model, settings.mode, 1)
     _, classical, quantum, status, status_step = _start(model, settings, state)
     sample = to_dataset(model, settings, Trajectories(classical, quantum, status, status_step))
+    sample = spec.label_dataset(sample)
     sample.attrs["cell_spec"] = spec.to_json()
     sample.attrs["cell_hash"] = spec.config_hash
     return sample

@@ -259,10 +259,15 @@ def check_config_values(config: Mapping[str, Any], schema_path: str | os.PathLik
             if seed > MAX_SEED:
                 raise _fail(f"{key}.seeds[{i}]", f"got {shown(seed)}; at most 2**63 - 1")
         _walk_numbers(key, sweep)
-        cells = len(sweep.get("sigma", [1.0])) * len(sweep.get("seeds", [0]))
+        grid = sweep.get("grid") or {}
+        points = math.prod(len(values) for values in grid.values())
+        cells = len(sweep.get("sigma", [1.0])) * len(sweep.get("seeds", [0])) * points
         if cells > MAX_CELLS:
             raise _fail(
-                f"{key}.sigma",
-                f"{cells} cells (sigma values × seeds), more than {MAX_CELLS} in one sweep",
+                f"{key}.grid" if points > 1 else f"{key}.sigma",
+                f"{cells} cells (grid points × sigma values × seeds), more than {MAX_CELLS} "
+                "in one sweep",
             )
-        check_sweep_size(name, sweep)
+        dts = [dt for dt in grid.get("dt", []) if isinstance(dt, (int, float))]
+        # a dt axis: the smallest dt has the most steps (save_every counts the largest dt's)
+        check_sweep_size(name, {**sweep, "dt": min(dts)} if dts else sweep)

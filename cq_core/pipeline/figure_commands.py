@@ -11,6 +11,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from .layout import sweep_dir_of
+
 __all__ = [
     "cell_paths",
     "figure_paths",
@@ -57,7 +59,7 @@ def open_cells(cells: Sequence[Path]):
     from .sweep_dataset import open_sweep
 
     cells = cell_paths(cells)
-    sweep_dir = Path(cells[0]).parents[2]
+    sweep_dir = sweep_dir_of(cells[0])
     return open_sweep(sweep_dir, cells=cells, numerics_version=NUMERICS_VERSION)
 
 

@@ -167,7 +167,7 @@ def stacked_cells(
         name: template[name].variable.load()
         for name in template.coords
         if name not in ("sigma", "seed")
-    }
+    }  # a grid sweep's axis coordinates: the grid point's (every cell of ``grid`` shares it)
     for name, values in (
         ("sigma", [row[0].sigma for row in grid]),
         ("seed", [cell.seed for cell in grid[0]]),

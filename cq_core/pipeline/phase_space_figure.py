@@ -31,6 +31,7 @@ import numpy as np
 import xarray as xr
 
 from ..models import Model
+from .layout import sweep_dir_of
 
 if TYPE_CHECKING:  # matplotlib and the solver's SciPy are imported by the jobs that draw
     from matplotlib.figure import Figure
@@ -292,7 +293,7 @@ def run(args: argparse.Namespace) -> None:
             path = path.parent
         cells += manifest_cells([path]) if path.suffix == ".json" else [path]
     model = CellSpec.from_json(open_store(cells[0]).attrs["cell_spec"]).build_model()
-    sweep = open_sweep(cells[0].parents[2], cells=cells, numerics_version=NUMERICS_VERSION)
+    sweep = open_sweep(sweep_dir_of(cells[0]), cells=cells, numerics_version=NUMERICS_VERSION)
     settings = PhaseSpaceSettings(args.sigma, tuple(args.grid), tuple(args.times))
     panels, marginals = phase_space_figures(sweep, model, settings)
     for figure, outputs in ((panels, args.output), (marginals, args.marginals_output)):

@@ -35,7 +35,6 @@ from ..analysis import cell_statistics, settings_hash, summary_from_statistics
 from ..analysis.sweeps import (
     StatisticsRecord,
     record_dataset,
-    stack_statistics,
     statistics_record,
 )
 from . import manifest
@@ -357,8 +356,12 @@ def summarise_stores(
                     f"{s.attrs.get('numerics_version')!r}, not {numerics_version!r}: "
                     "recompute it"
                 )
-    summary = summary_from_statistics(stack_statistics(stats), settings)
-    sweeps = {store.parents[2].name for store in stores if len(store.parents) > 2}
+    summary = summary_from_statistics(stats, settings)  # a list: grid sweeps group by point
+    sweeps = {
+        next((p.parent.name for p in store.parents if p.name == "cells"), store.parents[2].name)
+        for store in stores
+        if len(store.parents) > 2
+    }
     if len(sweeps) == 1 and "sweep" not in summary.attrs:
         summary.attrs["sweep"] = sweeps.pop()
     return summary

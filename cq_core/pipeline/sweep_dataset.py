@@ -2,7 +2,9 @@
 
 A sweep directory ``results/<sweep>/`` holds one Zarr store per cell at
 ``cells/sigma=<repr(σ)>/seed=<seed>.zarr`` (written by
-:func:`cq_core.pipeline.cell_store.write_cell`).
+:func:`cq_core.pipeline.cell_store.write_cell`), or, with grid axes, at
+``cells/<axis>=<label>/…/sigma=<repr(σ)>/seed=<seed>.zarr`` (each axis a dimension before
+σ: :func:`open_grid`).
 :func:`open_sweep` opens them all with Dask (nothing is read until computed) and combines them
 on a (σ, seed) grid::
 
@@ -18,16 +20,20 @@ over all trajectories of a σ reduce over ``("seed", "trajectory")``
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
 
+from ..analysis.grid import RUN_AXES, grid_point, stack_points
 from ..analysis.observables import TRAJECTORY_DIMS
 from ..analysis.sweeps import SHARED_ATTRS
-from .layout import CELL_GLOB
+from .layout import find_cell_stores
 from .lazy_sweep import StoredCell, read_cell_metadata, stacked_cells
 from .locks import TEMPORARY_SUFFIX
 
@@ -39,7 +45,7 @@ def sweep_cells(path: str | os.PathLike) -> list[Path]:
     root = Path(path) / "cells"
     return sorted(
         store
-        for store in root.glob(CELL_GLOB)
+        for store in find_cell_stores(root)
         if store.is_dir() and TEMPORARY_SUFFIX not in store.name
     )
 
@@ -90,7 +96,10 @@ def open_sweep(
     xarray.Dataset
         Dask-backed; dimensions ``sigma`` (ascending), ``seed`` (ascending), ``trajectory``,
         ``time`` and the state dimensions; the attrs the cells share plus ``sweep`` (the
-        directory name) and ``n_cells``.
+        directory name) and ``n_cells``. A sweep with grid axes has one more dimension per
+        axis first, in config order (:func:`open_grid`): e.g. ``(lam, sigma, seed,
+        trajectory, time, level)``; its ``model_params`` attr then holds the parameters no
+        axis changes.
 
     Raises
     ------
@@ -107,6 +116,15 @@ def open_sweep(
     if not stores:
         raise FileNotFoundError(f"no stored cells under {root / 'cells'}")
     records = [read_cell_metadata(store) for store in stores]
+    if not any("grid_axes" in r.attrs for r in records):
+        return _open_point(root, records, numerics_version, chunks)
+    return open_grid(root, records, numerics_version, chunks)
+
+
+def _open_point(
+    root: Path, records: list[StoredCell], numerics_version: str | None, chunks: dict | None
+) -> xr.Dataset:
+    """The cells of one grid point (all of a sweep without grid) on their (σ, seed) grid."""
     opened: dict[Path, xr.Dataset] = {}
     if any(r.arrays is None or r.sigma is None for r in records):  # stores of older versions
         opened = {r.path: open_store(r.path, chunks) for r in records}
@@ -140,6 +158,68 @@ def open_sweep(
     elif chunks:
         sweep = sweep.chunk(chunks)
     return sweep.transpose("sigma", "seed", "trajectory", ...)
+
+
+def open_grid(
+    root: Path, records: list[StoredCell], numerics_version: str | None, chunks: dict | None
+) -> xr.Dataset:
+    """The cells of a sweep with grid axes: dims ``(<axes in config order>, sigma, seed, …)``.
+
+    Each grid point is opened on its (σ, seed) grid and the points are stacked along one
+    dimension per axis, values ascending (a vector axis along ``<axis>_index``, with its
+    values as the data variable ``<axis>``, dims ``(<axis>_index, <axis>_component)``).
+    The cells of every point must share every attribute of ``SHARED_ATTRS`` but those an
+    axis changes, the σ values, seeds and number of trajectories. A ``dt`` axis: every dt
+    stores the same times (the configuration scales ``save_every`` so), equal to rounding;
+    the first point's times label them all. ``ValueError`` naming the cells otherwise, or
+    the missing grid points.
+    """
+    first = records[0]
+    axes = json.loads(first.attrs["grid_axes"])
+    groups: dict[tuple[Any, ...], list[StoredCell]] = {}
+    for cell in records:
+        if cell.attrs.get("grid_axes") != first.attrs["grid_axes"]:
+            raise ValueError(
+                f"cells {first.path} and {cell.path} lie on different grid axes "
+                f"({first.attrs['grid_axes']} vs {cell.attrs.get('grid_axes')}): they do not "
+                "belong to one sweep"
+            )
+        groups.setdefault(grid_point(cell.attrs), []).append(cell)
+    values = [sorted({point[i] for point in groups}) for i in range(len(axes))]
+    missing = [point for point in itertools.product(*values) if point not in groups]
+    if missing:
+        listed = "; ".join(
+            ", ".join(f"{a}={v!r}" for a, v in zip(axes, point, strict=True)) for point in missing
+        )
+        raise ValueError(f"the stored cells of {root} do not fill the grid: missing {listed}")
+    varying = {key for a in axes for key in RUN_AXES.get(a, ("model_params",))}
+    shared = [key for key in (*SHARED_ATTRS, "grid_base_params") if key not in varying]
+    heads = [groups[point][0] for point in itertools.product(*values)]
+    for cell in heads[1:]:
+        for key in shared:
+            if cell.attrs.get(key) != first.attrs.get(key):
+                raise ValueError(
+                    f"cells {first.path} and {cell.path} differ in {key!r} "
+                    f"({first.attrs.get(key)!r} vs {cell.attrs.get(key)!r}), which no grid "
+                    "axis changes: they do not belong to one sweep"
+                )
+    parts = {
+        point: _open_point(root, groups[point], numerics_version, chunks)
+        for point in itertools.product(*values)
+    }
+    vectors = [a for a in axes if f"{a}_index" in next(iter(parts.values())).coords]
+    attrs = {
+        key: value
+        for key, value in first.attrs.items()
+        if key not in ("cell_spec", "cell_hash", "grid_point", "coordinates")
+        and all(c.attrs.get(key) == value for c in records)
+    }
+    params = json.loads(first.attrs.get("model_params", "{}"))
+    attrs["model_params"] = json.dumps(
+        {key: value for key, value in params.items() if key not in axes}, sort_keys=True
+    )
+    attrs.update(sweep=root.name, n_cells=len(records))
+    return stack_points(parts, axes, vectors=vectors, attrs=attrs)
 
 
 def _record_of(store: Path, ds: xr.Dataset) -> StoredCell:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .cell_spec import CellSpec
-from .layout import CELL_GLOB, SUMMARY_STORE, cell_id, sigma_label
+from .layout import SUMMARY_STORE, cell_id, find_cell_stores, sweep_dir_of
 from .locks import TEMPORARY_SUFFIX
 from .store_checks import _read_attrs, stale_reason, verify_store
 
@@ -48,11 +48,12 @@ DAMAGED_SUFFIX = ".damaged"
 
 
 def cell_stores(results_dir: str | os.PathLike) -> list[Path]:
-    """Every cell store under ``results_dir``: ``<sweep>/cells/sigma=*/seed=*.zarr``."""
+    """Every cell store under ``results_dir``: ``<sweep>/cells/[<axis>=*/…]sigma=*/seed=*.zarr``."""
     root = Path(results_dir)
     return sorted(
         store
-        for store in root.glob(f"*/cells/{CELL_GLOB}")
+        for cells in root.glob("*/cells")
+        for store in find_cell_stores(cells)
         if store.is_dir() and TEMPORARY_SUFFIX not in store.name
     )
 
@@ -102,8 +103,9 @@ def _path_problem(store: Path) -> str | None:
         spec = CellSpec.from_json(_read_attrs(store)["cell_spec"])
     except (KeyError, TypeError, ValueError):
         return None  # reported by verify_store
-    expected = f"{cell_id(sigma_label(spec.sigma), spec.seed)}.zarr"
-    if f"{store.parent.name}/{store.name}" != expected:
+    expected = f"{cell_id(spec.point_label, spec.seed)}.zarr"
+    depth = expected.count("/") + 1
+    if "/".join(store.parts[-depth:]) != expected:
         return f"the store holds sigma={spec.sigma!r}, seed={spec.seed} but its path names another"
     return None
 
@@ -129,11 +131,14 @@ def verify_results(
     for store in cell_stores(results_dir):
         spec = None
         if config is not None:
-            sweep = store.parents[2].name
+            cells_dir = next(p for p in store.parents if p.name == "cells")
+            sweep = cells_dir.parent.name
             if sweep not in wanted:
                 wanted[sweep] = _config_cells(config, sweep)
             seed = store.stem.partition("=")[2]
-            cell = (store.parent.name.removeprefix("sigma="), int(seed) if seed.isdigit() else -1)
+            point = store.parent.relative_to(cells_dir).as_posix()
+            label = point.removeprefix("sigma=") if "/" not in point else point
+            cell = (label, int(seed) if seed.isdigit() else -1)
             spec = wanted[sweep].get(cell)
         problems = verify_store(store, spec)
         where = _path_problem(store)
@@ -172,7 +177,7 @@ def repair(store: str | os.PathLike) -> str:
     """
     store = Path(store)
     done = [f"moved aside to {move_aside(store).name}"]
-    summary = store.parents[2] / SUMMARY_STORE
+    summary = sweep_dir_of(store) / SUMMARY_STORE
     if summary.is_dir():
         shutil.rmtree(summary)
         done.append(f"removed {summary.parent.name}/{summary.name}")
