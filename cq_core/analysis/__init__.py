@@ -5,6 +5,7 @@ never opens a store. The public names are re-exported here; each lives in the mo
 says its job.
 """
 
+from .convergence import weak_order
 from .observables import TRAJECTORY_DIMS, as_sweep, basis_pair, pair_coherence, sigma_z
 from .statistics import (
     ANALYSIS_KEYS,
@@ -26,7 +27,6 @@ from .summaries import (
 )
 from .sweeps import stack_statistics, sweep_statistics
 from .theory import theory_rate
-from .weak_order import weak_order
 
 __all__ = [
     "ANALYSIS_KEYS",

@@ -84,7 +84,7 @@ def point_attrs(ds: xr.Dataset, selector: Mapping[str, int]) -> dict[str, Any]:
     for axis in grid_axes(attrs):
         vector = f"{axis}_index" in ds.dims
         dim = axis_dim(axis, vector)
-        label = ds[dim].values[selector[dim]].item()
+        label = np.asarray(ds[dim].values[selector[dim]]).item()  # a number or a str
         point.append([axis, label])
         if vector:
             value = np.asarray(ds[axis].isel({dim: selector[dim]}).values)

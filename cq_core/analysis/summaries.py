@@ -152,7 +152,10 @@ def summarise(
     for selector in points(ds):  # one grid point at a time: its own parameters and Γ fit
         point = ds.isel(selector)
         point.attrs = point_attrs(ds, selector)
-        stats += sweep_statistics(point.drop_vars(grid_axes(ds.attrs), errors="ignore"), settings)
+        # a mode axis mixes pure (psi) and density (rho) cells: each point keeps its own state
+        other_state = "psi" if point.attrs.get("mode") == "density" else "rho"
+        drop = [*grid_axes(ds.attrs), other_state]
+        stats += sweep_statistics(point.drop_vars(drop, errors="ignore"), settings)
     return summary_from_statistics(stats, settings)
 
 

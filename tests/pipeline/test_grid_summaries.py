@@ -8,8 +8,8 @@ import xarray as xr
 
 import cq_core
 from cq_core.analysis import summarise, summary_from_statistics
+from cq_core.analysis.convergence import weak_order
 from cq_core.analysis.summaries import trajectory_mean
-from cq_core.analysis.weak_order import weak_order
 from cq_core.pipeline import layout
 from cq_core.pipeline.cell_store import write_cell
 from cq_core.pipeline.statistics_store import summarise_stores
@@ -122,44 +122,14 @@ def test_the_weak_order_of_the_classical_euler_step_is_one(tmp_path):
     assert ds["classical"].dims[:2] == ("dt", "sigma")
     mean, se, _ = trajectory_mean(ds["classical"].sel(coord="q"), ds["status"] == 0)
     means = xr.Dataset({"q_mean": mean, "q_se": se}).compute()
-    result = weak_order(means, variables={"q_mean": "q_se"})
-    order = result["q_mean_weak_order"].item()
-    order_se = result["q_mean_weak_order_se"].item()
+    result = weak_order(means, variables={"q_mean": "q_se"})  # at the last time, t = 0.4
+    assert result.attrs["time"] == pytest.approx(0.4) and result.attrs["reference"] == 0.005
+    fitted = result.sel(observable="q_mean").squeeze("sigma")
+    order, order_se = fitted["order"].item(), fitted["order_se"].item()
     assert 0 < order_se < 0.1
     assert abs(order - 1.0) < 4.5 * order_se
-    h = result["dt"]
-    expected = 1.0 * 0.4 * (h - 0.005)
-    error = result["q_mean_weak_error"].squeeze("sigma")
-    assert (abs(error - expected) <= 4.5 * result["q_mean_weak_error_se"].squeeze("sigma")).all()
-
-
-def test_the_weak_order_fit_recovers_a_known_order_and_refuses_noise():
-    h = np.array([1e-3, 2e-3, 4e-3, 8e-3])
-    rng = np.random.default_rng(3)
-    se = np.full(4, 1e-4)
-    noise = rng.normal(0, 1e-4, 4)
-    summary = (
-        xr.Dataset(
-            {
-                "coherence": ("dt", 0.3 + 2.0e3 * h**2 + noise),
-                "coherence_se": ("dt", se),
-                "sigma_z_mean": ("dt", noise),  # a martingale: no error beyond noise
-                "sigma_z_se": ("dt", se),
-            },
-            coords={"dt": h},
-        )
-        .expand_dims(time=[0.5])
-        .transpose("dt", "time")
-    )
-    result = weak_order(summary)
-    order, order_se = (
-        float(result["coherence_weak_order"]),
-        float(result["coherence_weak_order_se"]),
-    )
-    assert abs(order - 2.0) < 4.5 * order_se < 0.2
-    assert np.isnan(float(result["sigma_z_mean_weak_order"]))
-    with pytest.raises(ValueError, match="dt dimension"):
-        weak_order(summary.isel(dt=0))
+    expected = 1.0 * 0.4 * (fitted["dt"] - 0.005)
+    assert (abs(fitted["error"] - expected) <= 4.5 * fitted["error_se"]).all()
 
 
 def test_a_dt_axis_summary_gives_the_weak_error_of_the_coherence(tmp_path):
@@ -178,9 +148,35 @@ def test_a_dt_axis_summary_gives_the_weak_error_of_the_coherence(tmp_path):
     summary = _summary(cq_core.open_sweep(tmp_path / "dt"))
     assert summary["coherence"].dims == ("dt", "sigma", "time")
     np.testing.assert_allclose(summary["time"], np.arange(6) * 0.02, atol=1e-12)
-    result = weak_order(summary)
-    error = result["coherence_weak_error"].sel(dt=0.01)
+    result = weak_order(summary)  # at the last time
+    error = result["error"].sel(observable="coherence", dt=0.01)
     expected = summary["coherence"].sel(dt=0.01) - summary["coherence"].sel(dt=0.0025)
     np.testing.assert_allclose(error, expected.isel(time=-1))
-    assert float(result["coherence_weak_error"].sel(dt=0.0025).item()) == 0.0
-    assert result.attrs["reference_dt"] == 0.0025
+    assert result.attrs["reference"] == 0.0025
+
+
+def test_a_mode_axis_summarises_each_mode_like_its_own_sweep(tmp_path):
+    """A string axis: the summary's ``mode`` coordinate holds the names, each point equals
+    the summary of a sweep of that mode alone (the point's attrs take the mode)."""
+    sweep = dict(
+        model="linear",
+        params={},
+        sigma=[1.0],
+        seeds=[0],
+        n_traj=30,
+        t_final=0.1,
+        dt=1.0e-3,
+        save_every=10,
+        backend="numpy",
+        grid={"mode": ["pure", "density"]},
+    )
+    _run(tmp_path, "modes", sweep)
+    summary = _summary(cq_core.open_sweep(tmp_path / "modes"))
+    assert list(summary["mode"].values) == ["density", "pure"]
+    for mode in ("pure", "density"):
+        alone = {key: value for key, value in sweep.items() if key != "grid"}
+        _run(tmp_path / mode, "alone", {**alone, "mode": mode})
+        expected = _summary(cq_core.open_sweep(tmp_path / mode / "alone"))
+        np.testing.assert_allclose(
+            summary["coherence"].sel(mode=mode).values, expected["coherence"].values
+        )
