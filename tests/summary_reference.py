@@ -154,8 +154,9 @@ def fit_decoherence_rate(ds: xr.Dataset, fit_window: Sequence[float] | None = No
     """``gamma_fit`` and ``gamma_fit_se`` (dim sigma): fit of ``−log C(t) = Γ t`` (docs/physics.md).
 
     Least squares through the origin over the stored times ``t`` in ``fit_window``
-    ``[t_start, t_end]`` (default: all) where ``C(t) > 0``: ``Γ = Σ t y / Σ t²`` with
-    ``y = −log C``. Standard error by the delta method over trajectories: trajectory k
+    ``[t_start, t_end]`` (default: all; at most 100 of them, evenly spaced) where
+    ``C(t) > 0``: ``Γ = Σ t y / Σ t²`` with ``y = −log C``. Standard error by the delta
+    method over trajectories: trajectory k
     contributes ``u_k = Σ_t w_t c_k(t) / c̄(t)`` with ``w_t = t / Σ t²``, and
     ``SE = std(u) / sqrt(n)``. NaN when the window holds no time > 0 with C > 0.
     """
@@ -175,6 +176,11 @@ def fit_decoherence_rate(ds: xr.Dataset, fit_window: Sequence[float] | None = No
                 f"{list(fit_window)!r}"
             )
         in_window = in_window & (time >= t_start) & (time <= t_end)
+    # at most 100 of the window's times, evenly spaced by index (docs/physics.md)
+    inside = np.flatnonzero(in_window.values)
+    if inside.size > 100:
+        keep_index = inside[np.round(np.linspace(0, inside.size - 1, 100)).astype(int)]
+        in_window = in_window & time.isin(time.values[keep_index])
     usable = in_window & (curve > 0)
     norm = (time**2 * usable).sum("time")
     weight = (time * usable) / norm.where(norm > 0)

@@ -44,6 +44,7 @@ __all__ = [
     "STATISTICS_VERSION",
     "analysis_settings",
     "cell_statistics",
+    "MAX_FIT_TIMES",
     "fit_times",
     "settings_hash",
     "slice_indices",
@@ -167,11 +168,24 @@ def slice_indices(times: np.ndarray, time_slices: Sequence[float]) -> np.ndarray
     return np.abs(times[None, :] - slices[:, None]).argmin(axis=1)
 
 
+MAX_FIT_TIMES = 100
+"""Stored times the Γ fit uses at most: evenly spaced over the window's. Neighbouring stored
+times carry nearly the same information, and each cell's statistics keep a (rank, fit time)
+factor of the coherence's co-moments, whose cost grows with the square of the fit times."""
+
+
 def fit_times(times: np.ndarray, fit_window: Sequence[float] | None) -> np.ndarray:
-    """Boolean mask of the stored times the Γ fit may use: ``t > 0`` inside the fit window."""
+    """Boolean mask of the stored times the Γ fit uses: ``t > 0`` inside the fit window, at
+    most :data:`MAX_FIT_TIMES` of them, evenly spaced by index (first and last kept)."""
     mask = times > 0
     if fit_window is not None:
         mask &= (times >= fit_window[0]) & (times <= fit_window[1])
+    candidates = np.flatnonzero(mask)
+    if candidates.size > MAX_FIT_TIMES:
+        spread = np.round(np.linspace(0, candidates.size - 1, MAX_FIT_TIMES)).astype(int)
+        chosen = candidates[spread]
+        mask = np.zeros_like(mask)
+        mask[chosen] = True
     return mask
 
 

@@ -103,6 +103,26 @@ FIGURE_OUTPUTS: dict[str, dict[str, Output]] = {
         ),
         "pdf": Output("figures/{sweep}_decoherence.pdf"),
     },
+    "rate_vs_axis": {
+        "png": _shown(
+            "figures/{sweep}_rate_vs_axis.png",
+            "rate_vs_axis.rst",
+            "Decoherence",
+            "Γ against a sweep axis",
+            figure="fitted Γ against the grid axis, power-law slope",
+        ),
+        "pdf": Output("figures/{sweep}_rate_vs_axis.pdf"),
+    },
+    "convergence": {
+        "png": _shown(
+            "figures/{sweep}_convergence.png",
+            "convergence.rst",
+            "Convergence",
+            "weak order in dt",
+            figure="weak error of C(t) and E⟨σz⟩ against dt",
+        ),
+        "pdf": Output("figures/{sweep}_convergence.pdf"),
+    },
     "born": {
         "csv": _shown(
             "tables/born.csv",
@@ -190,7 +210,7 @@ def _figure_step(
             "--realisations", str(settings["realisations"]), *dpi,
             "--output", files["png"].path, files["pdf"].path,
         ]  # fmt: skip
-    if figure in ("histograms", "decoherence"):
+    if figure in ("histograms", "decoherence", "rate_vs_axis", "convergence"):
         return [
             "figure", figure, "--summary", summary, *dpi,
             "--output", files["png"].path, files["pdf"].path,

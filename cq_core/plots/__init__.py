@@ -23,26 +23,38 @@ what the summaries hold and never recompute them. Nothing here touches files exc
 :func:`check_figure` says before any job whether a figure can draw a sweep's axes.
 """
 
-from .convergence import plot_convergence
-from .decoherence import plot_decoherence
-from .histograms import plot_sigma_z_histograms
-from .phase_space import plot_marginals, plot_phase_space
-from .rate_axis import plot_rate_vs_axis
-from .registry import SUMMARY_FIGURES, check_figure, summary_figure
-from .style import (
-    FIGURE_STYLE,
-    KET_L,
-    KET_PLUS,
-    KET_R,
-    PNG_DPI,
-    SIGMA_Z,
-    model_description,
-    model_title,
-    save_figure,
-    sigma_text,
-)
-from .tradeoff import force_gap_squared, plot_tradeoff
-from .trajectories import bloch_vector, plot_mean_field_comparison, plot_trajectories
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "plot_convergence": "convergence",
+    "plot_decoherence": "decoherence",
+    "plot_sigma_z_histograms": "histograms",
+    "plot_marginals": "phase_space",
+    "plot_phase_space": "phase_space",
+    "plot_rate_vs_axis": "rate_axis",
+    "SUMMARY_FIGURES": "registry",
+    "summary_figure": "registry",
+    "check_figure": "limits",
+    "FIGURE_STYLE": "style",
+    "KET_L": "style",
+    "KET_PLUS": "style",
+    "KET_R": "style",
+    "PNG_DPI": "style",
+    "SIGMA_Z": "style",
+    "model_description": "style",
+    "model_title": "style",
+    "save_figure": "style",
+    "sigma_text": "style",
+    "force_gap_squared": "tradeoff",
+    "plot_tradeoff": "tradeoff",
+    "bloch_vector": "trajectories",
+    "plot_mean_field_comparison": "trajectories",
+    "plot_trajectories": "trajectories",
+}
+"""Public name → the module defining it. Imported on first use (PEP 562), so that
+``cq_core.plots.limits`` (what the workflow checks while it parses the config) does not
+import matplotlib."""
 
 __all__ = [
     "FIGURE_STYLE",
@@ -70,3 +82,15 @@ __all__ = [
     "sigma_text",
     "summary_figure",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -13,6 +13,7 @@ from matplotlib.ticker import NullFormatter
 from ..analysis.checks import SWEEP_ALPHA, check_statistics, gamma_z
 from ..analysis.grid_axes import axis_name, grid_axes, grid_points, point_attrs
 from ..analysis.power_laws import power_law_fit
+from .limits import MAX_FACET_ROWS
 from .style import (
     FIGURE_STYLE,
     RATE_LABEL,
@@ -157,10 +158,6 @@ def _draw_rate(ax_g, summary: xr.Dataset, symbol: str, mass: float, has_theory: 
         )
     ax_g.set_title(title, fontsize=9.5)
     ax_g.legend(loc="upper right")
-
-
-MAX_FACET_ROWS = 8
-"""Rows of the faceted decoherence figure (one per value of the extra axis) drawn at most."""
 
 
 def plot_decoherence(summary: xr.Dataset) -> Figure:

@@ -16,12 +16,10 @@ from matplotlib.figure import Figure
 from ..analysis.grid_axes import axis_name, grid_axes, point_label
 from ..analysis.power_laws import rate_power_law
 from .decoherence import _label_log_ticks
+from .limits import MAX_SERIES
 from .style import FIGURE_STYLE, RATE_LABEL, axis_label, axis_text, mass_unit, model_title
 
 __all__ = ["MAX_SERIES", "plot_rate_vs_axis"]
-
-MAX_SERIES = 10
-"""Series (σ values × values of the other grid axes) one figure draws at most."""
 
 
 def _choose_axis(summary: xr.Dataset, axis: str | None) -> str:

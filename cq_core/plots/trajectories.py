@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from ..analysis.grid_axes import point_label
 from ..analysis.observables import bloch_vector
+from .limits import MAX_TRAJECTORY_ROWS
 from .style import (
     FIGURE_STYLE,
     KET_L,
@@ -219,9 +220,6 @@ def _bloch_panels(fig: Figure, cell, bloch: xr.DataArray, mean_field, colours, l
 
 TRAJECTORY_DIMS_OF_CELLS = ("sigma", "seed", "trajectory")
 """Dimensions of ``status`` in a sweep that are not grid axes."""
-
-MAX_TRAJECTORY_ROWS = 4
-"""Rows (grid values) one faceted trajectory figure draws at most."""
 
 
 def _cell_grid_axes(cells: xr.Dataset) -> tuple[str, ...]:

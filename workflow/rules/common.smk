@@ -19,6 +19,7 @@ import cq_core
 from cq_core.pipeline import layout
 from cq_core.pipeline.batch import DASK_MIN_TRAJECTORY_STEPS, batch_digest, partition
 from cq_core.pipeline.sweep_config import check_analysis, sweep_cell_specs
+from cq_core.plots.limits import check_figure
 from cq_core.pipeline.sweep_job import (
     FIGURE_OUTPUTS,
     figure_paths,
@@ -292,7 +293,18 @@ def get_sweep_figures(sweep):
                 f"sweeps.{sweep}.analysis.figures[{i}]",
                 "the mean_field figure needs sweeps.<name>.analysis.mean_field",
             )
+        try:  # what the figure can draw: grid axes, rows, series (cq_core.plots)
+            check_figure(name, _sweep_axes(sweep))
+        except ValueError as err:
+            raise _figure_config_error(f"sweeps.{sweep}.analysis.figures[{i}]", str(err))
     return tuple(figures)
+
+
+def _sweep_axes(sweep):
+    """{axis: number of values} of a sweep: sigma and each grid axis."""
+    settings = config["sweeps"][sweep]
+    grid = settings.get("grid") or {}
+    return {"sigma": len(settings["sigma"]), **{axis: len(v) for axis, v in grid.items()}}
 
 
 def _own_batch(sweep):

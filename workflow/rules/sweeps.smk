@@ -41,6 +41,7 @@ for _sweep in SWEEP_CELLS:
         log:
             str(layout.sweep_log(RESULTS, _sweep)),
         params:
+            sweep=_sweep,  # for the report's captions
             steps=_job.steps,
         threads: _job.threads
         resources:
