@@ -107,7 +107,7 @@ def _run_batch(args: argparse.Namespace) -> None:
     from .pipeline.statistics_store import compute_cell_statistics, read_analysis_settings
     from .version import NUMERICS_VERSION
 
-    _quiet_distributed()
+    # distributed is imported (and quietened) only when a cell goes to Dask (dask_client)
     if args.numerics_version is not None and args.numerics_version != NUMERICS_VERSION:
         raise ValueError(
             f"--numerics-version {args.numerics_version!r} does not match the installed "

@@ -120,6 +120,9 @@ def dask_client(
     """
     from distributed import Client
 
+    # keep the job's log readable: distributed logs every worker start and stop at INFO (its
+    # loggers' levels are set when it is first imported, just above)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler_address is None:
         with (
             local_cluster(threads, processes=processes) as cluster,

@@ -47,10 +47,14 @@ def save(fig, outputs: Sequence[Path], dpi: int | None) -> None:
     """Write ``fig`` to every path in ``outputs`` (format from the suffix) and log it."""
     from ..plots import PNG_DPI
 
-    for path in outputs:
+    for i, path in enumerate(outputs):
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi or PNG_DPI)
         LOGGER.info("wrote %s", path)
+        if i == 0 and fig.get_layout_engine() is not None:
+            # the layout is in figure coordinates, the same at any dpi: keep the one the
+            # first file computed rather than solving it again for each further format
+            fig.set_layout_engine("none")
 
 
 def open_cells(cells: Sequence[Path]):
