@@ -90,6 +90,8 @@ class SweepPlan:
     n_seeds: int
     cells: int
     to_run: Mapping[str, int]
+    n_points: int = 1
+    """Grid points (1 for a sweep without grid axes)."""
 
     @property
     def stored(self) -> int:
@@ -121,8 +123,9 @@ def plan_sweeps(
             SweepPlan(
                 name=sweep,
                 directory=Path(results) / sweep,
-                n_sigma=len({label for label, _ in cells}),
+                n_sigma=len({spec.sigma for spec in cells.values()}),
                 n_seeds=len({seed for _, seed in cells}),
+                n_points=len({label.rpartition("/")[0] for label, _ in cells}),
                 cells=len(cells),
                 to_run=to_run,
             )
@@ -132,6 +135,10 @@ def plan_sweeps(
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _points(n: int) -> str:
+    return "" if n == 1 else f"{n} grid points × "
 
 
 def start_lines(plans: Sequence[SweepPlan], results: str) -> list[str]:
@@ -146,7 +153,8 @@ def start_lines(plans: Sequence[SweepPlan], results: str) -> list[str]:
     for plan in plans:
         work = f", {plan.trajectory_steps:.3g} trajectory-steps" if plan.to_run else ""
         lines.append(
-            f"  {plan.name:<{width}}  {plan.n_sigma} σ × {_plural(plan.n_seeds, 'seed')}"
+            f"  {plan.name:<{width}}  {_points(plan.n_points)}{plan.n_sigma} σ × "
+            f"{_plural(plan.n_seeds, 'seed')}"
             f" = {_plural(plan.cells, 'cell')}: {plan.stored} stored, "
             f"{len(plan.to_run)} to run{work}"
         )

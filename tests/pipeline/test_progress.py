@@ -52,7 +52,6 @@ def test_a_plan_counts_stored_and_missing_cells_and_their_work(tmp_path):
     assert (plan.cells, plan.stored, plan.n_sigma, plan.n_seeds) == (2, 0, 2, 1)
     assert plan.to_run == {"sigma=1.0/seed=0": STEPS, "sigma=2.0/seed=0": STEPS}
     assert plan.trajectory_steps == 2 * STEPS
-
     store_cells(results, tiny_cells())
     (plan,) = plan_sweeps(tiny_cells(seeds=(0, 1)), str(results))
     assert (plan.cells, plan.stored, plan.n_seeds) == (4, 2, 2)
@@ -61,6 +60,15 @@ def test_a_plan_counts_stored_and_missing_cells_and_their_work(tmp_path):
     changed = {**TINY["sweeps"]["tiny"], "n_traj": 10}
     (plan,) = plan_sweeps({"tiny": sweep_cell_specs("tiny", changed)}, str(results))
     assert plan.stored == 0 and len(plan.to_run) == 2
+
+
+def test_a_plan_counts_grid_points_apart_from_sigma(tmp_path):
+    sweep = {**TINY["sweeps"]["tiny"], "seeds": [0, 1], "grid": {"lam": [0.5, 1.0, 2.0]}}
+    cells = {"g": sweep_cell_specs("g", sweep, base_seed=0)}
+    (plan,) = plan_sweeps(cells, str(tmp_path / "results"))
+    assert (plan.n_points, plan.n_sigma, plan.n_seeds, plan.cells) == (3, 2, 2, 12)
+    (row,) = start_lines([plan], "results")[1:]
+    assert "g  3 grid points × 2 σ × 2 seeds = 12 cells" in row, row
 
 
 def test_a_batch_job_records_every_cell_it_stores(tmp_path):
@@ -93,9 +101,13 @@ def test_the_console_lines_say_sweeps_cells_rate_and_where(tmp_path):
     plans = [
         SweepPlan("histograms", Path("results/histograms"), 2, 10, 20, {"x": 5, "y": 5}),
         SweepPlan("linear", Path("results/linear"), 4, 1, 4, {}),
+        SweepPlan("lam", Path("results/lam"), 2, 1, 6, {}, n_points=3),
     ]
     first, *rows = start_lines(plans, "results")
-    assert first == "cq-sweep: 2 sweeps, 24 cells: 22 stored already, 2 to run; results in results/"
+    assert first == "cq-sweep: 3 sweeps, 30 cells: 28 stored already, 2 to run; results in results/"
+    assert (
+        rows[2].split() == "lam 3 grid points × 2 σ × 1 seed = 6 cells: 6 stored, 0 to run".split()
+    )
     assert rows[0].split() == "histograms 2 σ × 10 seeds = 20 cells: 18 stored, 2 to run, 10 trajectory-steps".split()  # fmt: skip  # noqa: E501
     assert rows[1].split() == "linear 4 σ × 1 seed = 4 cells: 4 stored, 0 to run".split()
     line = progress_line(3, 8, 2_000_000, 4.0)
