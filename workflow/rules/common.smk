@@ -175,8 +175,12 @@ def get_batch_threads(wildcards):
 
 @functools.cache
 def _sweep_cell_size_mb(sweep):
-    """Stored MB of one block of a cell of the sweep (its cells differ only in σ and seed)."""
-    return _cell_size_mb(next(iter(SWEEP_CELLS[sweep].values())))
+    """Stored MB of one block of the sweep's largest cell: σ and seed change no size, so one
+    cell per grid point (a dt or mode axis does) is enough."""
+    cells = list(SWEEP_CELLS[sweep].values())
+    first = cells[0]
+    points = [c for c in cells if c.sigma == first.sigma and c.seed == first.seed]
+    return max(_cell_size_mb(spec) for spec in points)
 
 
 def _cell_size_mb(spec):
@@ -196,7 +200,7 @@ def get_batch_mem_mb(wildcards):
 def get_batch_runtime(wildcards):
     """Wall time (minutes) of a batch job, at a pessimistic 1e5 trajectory-steps/s."""
     specs = _batch_specs(wildcards)
-    steps = len(specs) * specs[0].n_traj * round(specs[0].t_final / specs[0].dt)
+    steps = sum(spec.n_traj * round(spec.t_final / spec.dt) for spec in specs)
     return int(10 + steps / 1e5 / 60)
 
 
