@@ -48,7 +48,7 @@ include: "workflow/rules/common.smk"
 
 
 from cq_core.pipeline.locks import record_lock_owner, remove_stale_locks
-from cq_core.pipeline.statistics_store import write_analysis_settings
+from cq_core.pipeline.analysis_settings import write_analysis_settings
 
 
 # ------------------------------------------------------------------------- stale locks

@@ -101,10 +101,11 @@ def _run_cell(args: argparse.Namespace) -> None:
 
 
 def _run_batch(args: argparse.Namespace) -> None:
+    from .pipeline.analysis_settings import read_analysis_settings
     from .pipeline.batch import run_batch
     from .pipeline.cell_spec import CellSpec
     from .pipeline.layout import cell_store
-    from .pipeline.statistics_store import compute_cell_statistics, read_analysis_settings
+    from .pipeline.statistics_store import compute_cell_statistics
     from .version import NUMERICS_VERSION
 
     # distributed is imported (and quietened) only when a cell goes to Dask (dask_client)

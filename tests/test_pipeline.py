@@ -25,8 +25,8 @@ from workflow_helpers import (
 
 import cq_core
 from cq_core.analysis import SUMMARY_VARIABLES
+from cq_core.pipeline.analysis_settings import read_analysis_settings
 from cq_core.pipeline.statistics_store import (
-    read_analysis_settings,
     read_statistics,
     statistics_path,
 )

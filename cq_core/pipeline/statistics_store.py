@@ -41,10 +41,7 @@ from . import manifest
 
 __all__ = [
     "STATISTICS_SUFFIX",
-    "ANALYSIS_FILE",
     "check_sealed",
-    "read_analysis_settings",
-    "write_analysis_settings",
     "compute_cell_statistics",
     "read_statistics",
     "statistics_path",
@@ -365,43 +362,6 @@ def summarise_stores(
     if len(sweeps) == 1 and "sweep" not in summary.attrs:
         summary.attrs["sweep"] = sweeps.pop()
     return summary
-
-
-ANALYSIS_FILE = "analysis.json"
-"""``results/<sweep>/analysis.json``: the analysis settings the cell jobs compute statistics
-with when they store a cell. Written by the workflow before its jobs start; it is not an
-input of the cell jobs (a changed analysis setting must rerun the summaries, never the
-cells): a cell stored under other settings has statistics the summary recomputes."""
-
-
-def write_analysis_settings(sweep_dir: str | os.PathLike, settings: Mapping[str, Any]) -> Path:
-    """Record a sweep's analysis settings in ``<sweep_dir>/analysis.json`` (atomically).
-
-    The file is rewritten only when the settings changed (its mtime means something).
-    ``ValueError`` for settings :func:`cq_core.analysis.settings_hash` refuses.
-    """
-    settings_hash(settings)
-    path = Path(sweep_dir) / ANALYSIS_FILE
-    text = json.dumps(dict(settings), sort_keys=True, indent=1) + "\n"
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
-
-
-def read_analysis_settings(sweep_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The settings :func:`write_analysis_settings` recorded, or None (none, or unusable:
-    then no statistics are written at store time and the summary computes them)."""
-    path = Path(sweep_dir) / ANALYSIS_FILE
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-        settings_hash(settings)
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
-    return settings if isinstance(settings, dict) else None
 
 
 def _main(argv: Sequence[str]) -> None:
