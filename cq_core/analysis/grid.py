@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from ..models import params_to_json
 __all__ = [
     "RUN_AXES",
     "axis_dim",
+    "complete_grid",
     "grid_axes",
     "grid_dims",
     "grid_point",
@@ -172,6 +173,20 @@ def _vector_values(parts: Mapping[tuple, xr.Dataset], axis: str) -> xr.DataArray
     return xr.DataArray(stacked, coords={f"{axis}_index": sorted(values)})
 
 
+def complete_grid(axes: Sequence[str], points: Iterable[tuple], what: str) -> list[list]:
+    """The sorted values of each axis over ``points`` (tuples in ``axes`` order), checked to
+    form the whole product: ``ValueError`` "<what>: missing <axis>=<value>, …" otherwise."""
+    points = set(points)
+    values = [sorted({point[i] for point in points}) for i in range(len(axes))]
+    missing = [point for point in itertools.product(*values) if point not in points]
+    if missing:
+        listed = "; ".join(
+            ", ".join(f"{a}={v!r}" for a, v in zip(axes, point, strict=True)) for point in missing
+        )
+        raise ValueError(f"{what}: missing {listed}")
+    return values
+
+
 def stack_points(
     parts: Mapping[tuple[Any, ...], xr.Dataset],
     axes: Sequence[str],
@@ -188,13 +203,7 @@ def stack_points(
     times at every dt; the first part's times label them all (``ValueError`` otherwise).
     """
     axes = list(axes)
-    values = [sorted({point[i] for point in parts}) for i in range(len(axes))]
-    missing = [p for p in itertools.product(*values) if p not in parts]
-    if missing:
-        listed = "; ".join(
-            ", ".join(f"{a}={v!r}" for a, v in zip(axes, point, strict=True)) for point in missing
-        )
-        raise ValueError(f"the grid is not complete: missing {listed}")
+    values = complete_grid(axes, parts, "the grid is not complete")
     reference = next(iter(parts.values()))["time"].variable
     scale = max(1.0, float(np.abs(reference.values).max(initial=0.0)))
     vector_data = {axis: _vector_values(parts, axis) for axis in vectors}

@@ -30,7 +30,7 @@ from typing import Any
 
 import xarray as xr
 
-from ..analysis.grid import RUN_AXES, grid_point, stack_points
+from ..analysis.grid import RUN_AXES, complete_grid, grid_point, stack_points
 from ..analysis.observables import TRAJECTORY_DIMS
 from ..analysis.sweeps import SHARED_ATTRS
 from .layout import find_cell_stores
@@ -185,13 +185,7 @@ def open_grid(
                 "belong to one sweep"
             )
         groups.setdefault(grid_point(cell.attrs), []).append(cell)
-    values = [sorted({point[i] for point in groups}) for i in range(len(axes))]
-    missing = [point for point in itertools.product(*values) if point not in groups]
-    if missing:
-        listed = "; ".join(
-            ", ".join(f"{a}={v!r}" for a, v in zip(axes, point, strict=True)) for point in missing
-        )
-        raise ValueError(f"the stored cells of {root} do not fill the grid: missing {listed}")
+    values = complete_grid(axes, groups, f"the stored cells of {root} do not fill the grid")
     varying = {key for a in axes for key in RUN_AXES.get(a, ("model_params",))}
     shared = [key for key in (*SHARED_ATTRS, "grid_base_params") if key not in varying]
     heads = [groups[point][0] for point in itertools.product(*values)]

@@ -197,7 +197,7 @@ def test_open_sweep_gives_every_axis_a_labelled_dimension(tmp_path):
     import shutil
 
     shutil.rmtree(store_path)
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(ValueError, match=r"do not fill the grid: missing lam=.*sigma|missing"):
         cq_core.open_sweep(tmp_path / "s")
 
 
