@@ -27,7 +27,9 @@ from cq_core.tables import BORN_COLUMNS
 SWEEP_JOB = "sweep_tiny"
 """The job of the sweep with the figures (its cells, summary, figures and tables)."""
 SWEEP_FIGURES = ("trajectories", "mean_field", "histograms", "decoherence")
-FILE_NAMES = {"decoherence": "tiny_decoherence"}  # one decoherence figure per sweep: named apart
+# one decoherence figure per sweep: named apart
+FILE_NAMES = {"decoherence": "tiny_decoherence"}
+GRID_FIGURES = ("rate_vs_axis", "decoherence", "born")
 
 
 def _figure_config() -> dict:
@@ -40,7 +42,13 @@ def _figure_config() -> dict:
     twin.update(sigma=[1.0], n_traj=1, mode="mean_field")
     twin["analysis"].update(figures=[], mean_field=None)
     config["sweeps"]["tiny_mean_field"] = twin
-    config["figures"] = {"tradeoff": ["tiny"], "realisations": 2, "dpi": 40}
+    # a grid sweep (a lam axis): Γ against lam, the decoherence figure faceted by lam, the
+    # Born table per grid point and one trade-off series per grid point
+    grid = copy.deepcopy(tiny)
+    grid["analysis"].update(figures=[*GRID_FIGURES], mean_field=None)
+    grid.update(sigma=[1.0], grid={"lam": [1.0, 2.0]})
+    config["sweeps"]["tiny_lam"] = grid
+    config["figures"] = {"tradeoff": ["tiny", "tiny_lam"], "realisations": 2, "dpi": 40}
     return config
 
 
@@ -75,6 +83,35 @@ def test_the_run_writes_every_figure_and_table(workflow):
     assert not (workflow / "results" / "tiny_mean_field" / "figures").exists()
 
 
+def test_a_grid_sweep_draws_its_axis(workflow):
+    sweep = workflow / "results" / "tiny_lam"
+    for name in ("rate_vs_axis", "decoherence"):
+        png = sweep / "figures" / f"tiny_lam_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    cells = sorted(p.relative_to(sweep / "cells") for p in (sweep / "cells").rglob("*.zarr"))
+    assert [str(p) for p in cells] == [
+        "lam=1.0/sigma=1.0/seed=0.zarr",
+        "lam=2.0/sigma=1.0/seed=0.zarr",
+    ]
+    table = pd.read_csv(sweep / "tables" / "born.csv")
+    assert table["lam"].tolist() == [1.0, 2.0] and (table["n_used"] == 20).all()
+    log = (sweep / "logs" / "sweep.log").read_text()
+    assert "(figure rate_vs_axis) done" in log, log
+
+
+def test_a_figure_that_cannot_draw_a_grid_fails_the_dry_run(workflow, tmp_path):
+    path = tmp_path / "override.yaml"
+    path.write_text(
+        yaml.safe_dump({"sweeps": {"tiny_lam": {"analysis": {"figures": ["histograms"]}}}})
+    )
+    result = run_snakemake(workflow, "-n", "--configfile", str(path))
+    assert result.returncode != 0
+    assert re.search(
+        r"sweeps\.tiny_lam\.analysis\.figures\[0\]: the histograms figure draws no grid axis",
+        result.stdout + result.stderr,
+    ), result.stdout + result.stderr
+
+
 def test_a_finished_run_is_up_to_date(workflow):
     assert planned_jobs(workflow) == {}
 
@@ -82,7 +119,7 @@ def test_a_finished_run_is_up_to_date(workflow):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"dpi": 50}, {SWEEP_JOB, "figure_tradeoff"}),
+        ({"dpi": 50}, {SWEEP_JOB, "sweep_tiny_lam", "figure_tradeoff"}),
         # the sweep job writes the summary again, so the trade-off figure follows
         ({"realisations": 1}, {SWEEP_JOB, "figure_tradeoff"}),
     ],
