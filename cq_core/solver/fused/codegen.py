@@ -22,11 +22,41 @@ from pathlib import Path
 from typing import Any
 
 import sympy
+from sympy.printing.c import C99CodePrinter
+from sympy.printing.precedence import precedence
 
-__all__ = ["TEMPLATE", "generate_source"]
+__all__ = ["TEMPLATE", "generate_source", "to_c"]
 
 TEMPLATE = tuple(Path(__file__).with_name(name) for name in ("generic_step.c", "run_loop.c"))
 """The C shared by every generated kernel: the quantum steps, then the loop and RK4."""
+
+
+MAX_POWER_PRODUCT = 8
+"""Integer and half-integer powers up to this exponent are printed as products (and a
+``sqrt``): the C library's ``pow`` costs tens of ns, more than a whole step of a small model."""
+
+
+class _KernelPrinter(C99CodePrinter):
+    """``sympy.ccode`` with ``x**n`` and ``x**(n/2)`` as products of ``x`` and ``sqrt(x)``."""
+
+    def _print_Pow(self, expr: Any) -> str:
+        exponent = expr.exp
+        if exponent.is_Float and float(2 * exponent).is_integer():
+            exponent = sympy.Rational(int(2 * exponent), 2)
+        if not (exponent.is_Rational and exponent.q in (1, 2)):
+            return super()._print_Pow(expr)
+        whole, half = divmod(abs(exponent.p), 2) if exponent.q == 2 else (abs(exponent.p), 0)
+        if whole + half > MAX_POWER_PRODUCT or whole + half == 0:
+            return super()._print_Pow(expr)
+        base = self.parenthesize(expr.base, precedence(expr))
+        factors = [base] * whole + ([f"sqrt({self._print(expr.base)})"] * half)
+        product = "*".join(factors)
+        return f"(1.0/({product}))" if exponent < 0 else f"({product})"
+
+
+def to_c(expr: Any) -> str:
+    """C text of a real SymPy expression, small powers written as products."""
+    return _KernelPrinter().doprint(expr)
 
 
 def _real_parts(expr: Any) -> tuple[Any, Any]:
@@ -124,16 +154,14 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
         "{",
     ]
     lines += [f"    const double z_{k} = z[{k}];" for k in range(n)]
-    lines += [f"    const double {sym} = {sympy.ccode(expr)};" for sym, expr in replacements]
-    lines += [
-        f"    {target} = {sympy.ccode(v)};" for (target, _), v in zip(outputs, reduced, strict=True)
-    ]
+    lines += [f"    const double {sym} = {to_c(expr)};" for sym, expr in replacements]
+    lines += [f"    {target} = {to_c(v)};" for (target, _), v in zip(outputs, reduced, strict=True)]
     lines += ["    (void)z;", "}", ""]
     for name, mask in masks.items():
         lines.append(f"static const unsigned char {name}[{len(mask)}] = {{{', '.join(mask)}}};")
     lines += ["static inline int cq_inside(const double *z)", "{"]
     lines += [f"    const double z_{k} = z[{k}];" for k in range(n)]
-    inside = "1" if symbolic.domain is None else sympy.ccode(on_z(symbolic.domain))
+    inside = "1" if symbolic.domain is None else to_c(on_z(symbolic.domain))
     lines += [f"    (void)z_0; return ({inside}) ? 1 : 0;", "}", ""]
     sizes = {"NC": n, "D": d, "M": m, "NLC": len(coupled)}
     return "\n".join(lines), sizes, coupled

@@ -76,6 +76,26 @@ static int64_t first_slot_at(const int64_t *saved, int64_t n_saved, int64_t valu
     return low;
 }
 
+/* `yes` if `choose`, else `no`, by bit masks: a compiler turns `choose ? yes : no` into a
+   branch, mispredicted half the time when `choose` is a coin flip (which level is larger). */
+static inline double select_double(int choose, double yes, double no)
+{
+    uint64_t yes_bits, no_bits, mask = (uint64_t)0 - (uint64_t)(choose != 0);
+    memcpy(&yes_bits, &yes, sizeof yes_bits);
+    memcpy(&no_bits, &no, sizeof no_bits);
+    const uint64_t bits = (yes_bits & mask) | (no_bits & ~mask);
+    double chosen;
+    memcpy(&chosen, &bits, sizeof chosen);
+    return chosen;
+}
+
+/* 0.0 if x is finite, else NaN: sums of these test many values with one comparison and no
+   branch (every step pays for its checks). */
+static inline double finite_zero(double x)
+{
+    return x * 0.0;
+}
+
 #if !DIAG
 /* X v for an operator entry X whose structure is `nz` (bit 1: real part not identically
    zero, bit 2: imaginary part): a real or imaginary entry costs two products, not four. With
@@ -174,8 +194,18 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
        and phases, so a step costs one exp per level and no trigonometry (ρ Hermitian by
        construction; the complex ρ is formed only when stored) */
     double modulus[D];
+#if D == 2
+    /* one exp: the larger level's factor is exp(0) = 1 exactly, the other's
+       exp(−|f_0 − f_1|) (the same bits as exp(f_a − top)) */
+    const double decay = exp(-fabs(log_factor[0] - log_factor[1]));
+    const int first_smaller = log_factor[0] < log_factor[1];
+    modulus[0] = select_double(first_smaller, decay, 1.0);
+    modulus[1] = select_double(first_smaller, 1.0, decay);
+    (void)top;
+#else
     for (int a = 0; a < D; a++)
         modulus[a] = exp(log_factor[a] - top);
+#endif
     const double *old_phase = q_in + D * D;
     double *new_modulus = out, *new_phase = out + D * D;
     double trace = 0.0;
@@ -200,27 +230,39 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
             new_phase[ba] = -new_phase[ab];
         }
     }
-    int finite = isfinite(trace) && trace > 0.0;
     const double inv_trace = 1.0 / trace;
+    double zeros = finite_zero(trace);
     for (int x = 0; x < D * D; x++) {
         new_modulus[x] *= inv_trace;
-        finite = finite && isfinite(new_modulus[x]) && isfinite(new_phase[x]);
+        zeros += finite_zero(new_phase[x]);
     }
-    return finite;
+    /* trace finite and > 0 with moduli ≤ 1 before scaling: every modulus is finite */
+    return zeros == 0.0 && trace > 0.0;
 #else
     double total = 0.0;
+#if D == 2
+    /* one exp: the larger level's factor is exp(0) = 1 exactly, the other's
+       exp(−2|f_0 − f_1|) (the same bits as exp(2 (f_a − top))) */
+    const double decay = exp(-2.0 * fabs(log_factor[0] - log_factor[1]));
+    const int first_smaller = log_factor[0] < log_factor[1];
+    out[0] = pop[0] * select_double(first_smaller, decay, 1.0);
+    out[1] = pop[1] * select_double(first_smaller, 1.0, decay);
+    total = out[0] + out[1];
+    (void)top;
+#else
     for (int a = 0; a < D; a++) {
         const double value = pop[a] * exp(2.0 * (log_factor[a] - top));
         out[a] = value;
         total += value;
     }
-    int finite = isfinite(total) && total > 0.0;
+#endif
+    double zeros = finite_zero(total);
     for (int a = 0; a < D; a++) {
         out[a] /= total;
         out[D + a] = theta[a] - dt * H[a];
-        finite = finite && isfinite(out[D + a]);
+        zeros += finite_zero(out[D + a]);
     }
-    return finite;
+    return zeros == 0.0 && total > 0.0;
 #endif
 #else /* KRAUS, full matrices */
     const cplx *q = (const cplx *)q_in;
@@ -255,14 +297,22 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
                 acc += Mk[a * D + c] * q[c * D + b];
             T1[a * D + b] = acc;
         }
+    /* ρ' = T1 M† is Hermitian: its upper triangle (real diagonal) is computed, the lower
+       triangle is its mirror */
     cplx *rho_new = (cplx *)out;
-    for (int a = 0; a < D; a++)
-        for (int b = 0; b < D; b++) {
+    for (int a = 0; a < D; a++) {
+        double diagonal = 0.0;
+        for (int c = 0; c < D; c++)
+            diagonal += creal(T1[a * D + c] * conj(Mk[a * D + c]));
+        rho_new[a * D + a] = diagonal;
+        for (int b = a + 1; b < D; b++) {
             cplx acc = 0.0;
             for (int c = 0; c < D; c++)
                 acc += T1[a * D + c] * conj(Mk[b * D + c]);
             rho_new[a * D + b] = acc;
+            rho_new[b * D + a] = conj(acc);
         }
+    }
     if (excess != 0.0) { /* ρ' += v dt Σ_i K_i ρ' K_i, on ρ' = M ρ M† as the NumPy scheme */
         cplx extra[D * D];
         for (int x = 0; x < D * D; x++)
@@ -286,22 +336,23 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
         }
         for (int x = 0; x < D * D; x++)
             rho_new[x] += excess * dt * extra[x];
+        for (int a = 0; a < D; a++)
+            for (int b = a; b < D; b++) {
+                const cplx upper = 0.5 * (rho_new[a * D + b] + conj(rho_new[b * D + a]));
+                rho_new[a * D + b] = upper;
+                rho_new[b * D + a] = conj(upper);
+            }
     }
     double trace = 0.0;
     for (int a = 0; a < D; a++)
-        for (int b = a; b < D; b++) {
-            const cplx upper = 0.5 * (rho_new[a * D + b] + conj(rho_new[b * D + a]));
-            rho_new[a * D + b] = upper;
-            rho_new[b * D + a] = conj(upper);
-        }
-    for (int a = 0; a < D; a++)
         trace += creal(rho_new[a * D + a]);
-    int finite = isfinite(trace) && trace > 0.0;
+    const double inv_trace = 1.0 / trace;
+    double zeros = finite_zero(trace);
     for (int x = 0; x < D * D; x++) {
-        rho_new[x] /= trace;
-        finite = finite && isfinite(creal(rho_new[x])) && isfinite(cimag(rho_new[x]));
+        rho_new[x] *= inv_trace;
+        zeros += finite_zero(creal(rho_new[x])) + finite_zero(cimag(rho_new[x]));
     }
-    return finite;
+    return zeros == 0.0 && trace > 0.0;
 #else
     /* Mψ = ψ − i dt Hψ − dt K2ψ + Aψ + ½ A(Aψ): matrix–vector products only */
     cplx h_psi[D], k2_psi[D], a_psi[D], aa_psi[D];
@@ -317,14 +368,11 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
         psi_new[a] = value;
         norm2 += creal(value) * creal(value) + cimag(value) * cimag(value);
     }
-    const double norm = sqrt(norm2);
-    int finite = isfinite(norm) && norm > 0.0;
-    const double inv_norm = 1.0 / norm;
-    for (int a = 0; a < D; a++) {
+    /* ‖Mψ‖² finite and > 0: every amplitude is finite, and so is every amplitude / ‖Mψ‖ */
+    const double inv_norm = 1.0 / sqrt(norm2);
+    for (int a = 0; a < D; a++)
         psi_new[a] *= inv_norm;
-        finite = finite && isfinite(creal(psi_new[a])) && isfinite(cimag(psi_new[a]));
-    }
-    return finite;
+    return finite_zero(norm2) == 0.0 && norm2 > 0.0;
 #endif
 #endif
 }
@@ -338,10 +386,16 @@ static inline void store_quantum(const double *q, double *out)
         out[2 * a + 1] = amplitude * sin(q[D + a]);
     }
 #elif DIAG && DENSITY && !MEANFIELD
-    for (int x = 0; x < D * D; x++) {
-        out[2 * x] = q[x] * cos(q[D * D + x]);
-        out[2 * x + 1] = q[x] * sin(q[D * D + x]);
-    }
+    /* ρ is Hermitian (|ρ_ba| = |ρ_ab|, arg ρ_ba = −arg ρ_ab): the lower triangle mirrors */
+    for (int a = 0; a < D; a++)
+        for (int b = a; b < D; b++) {
+            const int ab = a * D + b, ba = b * D + a;
+            const double re = q[ab] * cos(q[D * D + ab]), im = q[ab] * sin(q[D * D + ab]);
+            out[2 * ab] = re;
+            out[2 * ab + 1] = im;
+            out[2 * ba] = re;
+            out[2 * ba + 1] = -im;
+        }
 #else
     memcpy(out, q, sizeof(double) * QOUT);
 #endif

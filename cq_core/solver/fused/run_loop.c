@@ -72,6 +72,25 @@ static inline int mean_field_step(const double *z, const cplx *psi, double dt, d
 }
 #endif
 
+/* X_i ← s X_i for `count` operators X_i of OPS entries (structure `nz`, shared by all): the
+   entries that are identically zero, or whose real or imaginary part is, are left alone. */
+static inline void scale_entries(op_t *X, const unsigned char *nz, int count, double s)
+{
+    for (int i = 0; i < count; i++)
+        for (int x = 0; x < OPS; x++) {
+#if DIAG
+            if (nz[x])
+                X[i * OPS + x] *= s;
+#else
+            double *parts = (double *)(X + i * OPS + x);
+            if (nz[x] & 1)
+                parts[0] *= s;
+            if (nz[x] & 2)
+                parts[1] *= s;
+#endif
+        }
+}
+
 /* Advance N trajectories by `chunk` steps in place (see the layouts above). Returns 0.
 
    Steps outside, trajectories inside: one trajectory's step is a chain of dependent
@@ -111,23 +130,22 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                 double P[M * (NLC > 0 ? NLC : 1)];
                 op_t H[OPS], L[(NLC > 0 ? NLC : 1) * OPS], K[M * OPS], K2[OPS];
                 cq_point(z, flow, H, L, K, K2, S, P);
-                for (int x = 0; x < M * OPS; x++)
-                    K[x] *= inv_sigma;
-                for (int x = 0; x < OPS; x++)
-                    K2[x] *= inv_sigma2;
+                scale_entries(K, NZ_K, M, inv_sigma);
+                scale_entries(K2, NZ_K2, 1, inv_sigma2);
                 double q_new[QSIZE];
                 int finite =
                     quantum_step(q, q_new, H, L, K, K2, P, inv_sigma, w, dt, excess, mean_L);
                 for (int j = 0; j < NLC; j++)
                     flow[COUPLED[j]] += mean_L[j];
-                double z_new[NC];
+                double z_new[NC], zeros = 0.0;
                 for (int r = 0; r < NC; r++) {
                     double noise = 0.0;
                     for (int i = 0; i < M; i++)
                         noise += sigma * S[r * M + i] * w[i];
                     z_new[r] = z[r] + flow[r] * dt + noise;
-                    finite = finite && isfinite(z_new[r]);
+                    zeros += finite_zero(z_new[r]);
                 }
+                finite = finite && zeros == 0.0;
                 if (!cq_inside(z_new)) {
                     status[t] = 1; /* left_domain: frozen at its last good state */
                     status_step[t] = step;
