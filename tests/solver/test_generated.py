@@ -183,3 +183,38 @@ def test_a_kernel_that_cannot_be_built_is_a_clear_error_or_a_warning(monkeypatch
     with pytest.warns(RuntimeWarning, match="could not be built"):
         ds = cq_core.simulate(model, **run)
     assert ds.attrs["backend"] == "numpy"
+
+
+KEYED_RUNS = [
+    (lambda: builtin("linear", omega=3.0), "pure", {}),
+    (lambda: builtin("sqrt_potential", p0=-3.0), "pure", {"sigma": 0.5}),  # exits q > 0
+    (lambda: builtin("mass_superposition"), "pure", {"sigma": 0.02, "dt": 1e-4}),  # m = 3
+    (oscillator, "density", {"excess": 0.3}),
+]
+
+
+@pytest.mark.skipif(build.npyrandom() is None, reason="NumPy ships no libnpyrandom.a")
+@pytest.mark.parametrize(("build_model", "mode", "extra"), KEYED_RUNS)
+def test_the_noise_the_kernel_draws_is_the_keyed_noise_bit_for_bit(build_model, mode, extra):
+    from cq_core.solver.fused import generated
+    from cq_core.solver.integrate import integrate
+    from cq_core.solver.noise import BrownianIncrements
+    from cq_core.solver.settings import check_run
+
+    model = build_model()
+    assert generated.draws_keyed_noise(model, mode)
+    run = dict(sigma=1.0, n_traj=150, t_final=0.3, dt=1e-3, seed=4, save_every=7)
+    run.update(base_seed=2, first_trajectory=17, mode=mode, backend="generated", **extra)
+    settings = check_run(model, **run)
+    drawn_in_kernel = integrate(model, settings)
+    keyed = BrownianIncrements(
+        base_seed=2, seed=4, first_trajectory=17, n_traj=150, n_noises=model.n_noises,
+        dt=settings.dt,
+    )  # fmt: skip
+    read_from_numpy = integrate(model, settings, increments=keyed.draw)
+    for field in ("classical", "quantum", "status", "status_step"):
+        np.testing.assert_array_equal(
+            getattr(drawn_in_kernel, field), getattr(read_from_numpy, field), err_msg=field
+        )
+    if model.name == "sqrt_potential":
+        assert (drawn_in_kernel.status == 1).any()  # frozen trajectories draw no more

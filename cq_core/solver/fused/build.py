@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ...models import MODELS, Model, params_to_json
 
 __all__ = ["COMPILE_FLAGS", "cache_dir", "compiler", "load_kernel", "symbolic_of"]
@@ -61,6 +63,13 @@ def compiler() -> str | None:
     return None
 
 
+def npyrandom() -> Path | None:
+    """NumPy's static ``libnpyrandom.a`` (its random distributions, shipped in the wheel for C
+    extensions), which a kernel links to draw the keyed noise itself; None if not shipped."""
+    library = Path(np.random.__file__).with_name("lib") / "libnpyrandom.a"
+    return library if library.is_file() else None
+
+
 def symbolic_of(model: Model) -> Any:
     """The model's SymbolicModel (calling a lazy ``symbolic``), or None."""
     symbolic = model.symbolic
@@ -77,7 +86,7 @@ def _key(model: Model, diagonal: bool, density: bool, mean_field: bool = False) 
         s = model.symbolic
         what = [sympy.srepr(x) for x in (s.positions, s.momenta, s.H_C, s.H_I, s.noise)]
         what.append(sympy.srepr(s.domain) if s.domain is not None else "")
-    flags = [diagonal, density, mean_field]
+    flags = [diagonal, density, mean_field, str(npyrandom()), np.__version__]
     text = json.dumps([[p.read_text() for p in _TEMPLATE], COMPILE_FLAGS, *flags, what])
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -88,9 +97,10 @@ def _write(path: Path, data: bytes | str) -> None:
     os.replace(handle.name, path)
 
 
-def _compile(source: str, directory: Path) -> Path:
-    """Compile ``source`` into ``<directory>/<sha256>.so`` (reused if already there)."""
-    digest = hashlib.sha256(source.encode()).hexdigest()
+def _compile(source: str, directory: Path, libraries: tuple[str, ...] = ()) -> Path:
+    """Compile ``source`` (linked with ``libraries``) into ``<directory>/<sha256>.so``, reused
+    if already there."""
+    digest = hashlib.sha256(json.dumps([source, *libraries]).encode()).hexdigest()
     library = directory / f"{digest}.so"
     if library.is_file():
         return library
@@ -101,7 +111,7 @@ def _compile(source: str, directory: Path) -> Path:
     _write(c_file, source)
     partial = directory / f".{digest}.{os.getpid()}.so"
     done = subprocess.run(
-        [cc, *COMPILE_FLAGS, "-o", str(partial), str(c_file), "-lm"],
+        [cc, *COMPILE_FLAGS, "-o", str(partial), str(c_file), *libraries, "-lm"],
         capture_output=True,
         text=True,
     )
@@ -131,17 +141,31 @@ def load_kernel(model: Model, *, diagonal: bool, density: bool, mean_field: bool
     if library is None:
         from .codegen import generate_source  # SymPy: only on a cache miss
 
-        source = generate_source(
-            symbolic_of(model), diagonal=diagonal, density=density, mean_field=mean_field
-        )
-        library = _compile(source, directory)
+        symbolic = symbolic_of(model)
+        options = dict(diagonal=diagonal, density=density, mean_field=mean_field)
+        keyed = npyrandom()
+        library = None
+        if keyed is not None and not mean_field:
+            try:
+                library = _compile(
+                    generate_source(symbolic, keyed_noise=True, **options),
+                    directory,
+                    (str(keyed),),
+                )
+            except RuntimeError:  # a libnpyrandom.a this compiler cannot link
+                library = None
+        if library is None:
+            library = _compile(generate_source(symbolic, **options), directory)
         _write(index, library.name)
-    run = ctypes.CDLL(str(library)).cq_run
+    shared = ctypes.CDLL(str(library))
+    run = shared.cq_run
     run.restype = ctypes.c_int
     run.argtypes = [
         _INT, _INT, _DOUBLE, _DOUBLE, _DOUBLE, _INT,  # N, chunk, dt, sigma, excess, first_step
         _PTR, _INT, _PTR, _PTR, _PTR,  # saved, T, Z, state, dW
         _PTR, _PTR, _PTR, _PTR,  # classical_out, quantum_out, status, status_step
+        _PTR, _DOUBLE,  # rng (SFC64 states, or NULL: read dW), noise_scale
     ]  # fmt: skip
+    run.keyed_noise = bool(ctypes.c_int.in_dll(shared, "cq_keyed_noise").value)
     _LOADED[key] = run
     return run

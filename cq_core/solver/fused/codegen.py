@@ -168,13 +168,19 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
 
 
 def generate_source(
-    symbolic: Any, *, diagonal: bool, density: bool, mean_field: bool = False
+    symbolic: Any,
+    *,
+    diagonal: bool,
+    density: bool,
+    mean_field: bool = False,
+    keyed_noise: bool = False,
 ) -> str:
     """The whole C source of one kernel: the model's part, then ``generic_step.c``.
 
     ``diagonal`` picks the exponential scheme on real diagonals, else the Kraus scheme on full
     matrices; ``density`` the density-matrix state, else the pure state; ``mean_field`` the
-    deterministic mean-field equations (RK4) instead.
+    deterministic mean-field equations (RK4) instead; ``keyed_noise`` a kernel that can draw
+    the keyed noise itself (linked with NumPy's ``libnpyrandom.a``, see ``run_loop.c``).
     """
     functions, sizes, coupled = _point_functions(symbolic, diagonal)
     header = [
@@ -188,6 +194,7 @@ def generate_source(
         f"#define DENSITY {int(density)}",
         f"#define KRAUS {int(not diagonal)}",
         f"#define MEANFIELD {int(mean_field)}",
+        f"#define KEYED_NOISE {int(keyed_noise and not mean_field)}",
         "static const int64_t COUPLED[{}] = {{{}}};".format(
             max(1, len(coupled)), ", ".join(map(str, coupled)) or "0"
         ),

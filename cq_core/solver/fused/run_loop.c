@@ -4,6 +4,10 @@
  * the generated part, the equations and the array layouts).
  */
 
+#ifndef KEYED_NOISE
+#define KEYED_NOISE 0
+#endif
+
 #if MEANFIELD
 /* The mean-field right-hand side at (z, ψ): dz = {z, H_C} + ⟨L⟩, dψ = −i H_I ψ. */
 static inline void mean_field_rhs(const double *z, const cplx *psi, double *dz, cplx *dpsi)
@@ -72,6 +76,42 @@ static inline int mean_field_step(const double *z, const cplx *psi, double dt, d
 }
 #endif
 
+#if KEYED_NOISE
+/* The engine's keyed noise drawn here, step by step, instead of read from dW: every
+   trajectory's SFC64 generator (state a, b, c, counter; cq_core/solver/noise.py seeds it as
+   NumPy does) feeds NumPy's own standard-normal sampler (random_standard_normal of the
+   libnpyrandom.a that NumPy ships and builds its Generator from), so the increments are those
+   of BrownianIncrements bit for bit, without a round trip through memory or Python. */
+typedef struct {
+    void *state;
+    uint64_t (*next_uint64)(void *state);
+    uint32_t (*next_uint32)(void *state);
+    double (*next_double)(void *state);
+    uint64_t (*next_raw)(void *state);
+} bitgen_t; /* numpy/random/bitgen.h */
+extern double random_standard_normal(bitgen_t *bitgen_state);
+
+static uint64_t sfc64_next(void *state)
+{
+    uint64_t *s = state;
+    const uint64_t out = s[0] + s[1] + s[3]++;
+    s[0] = s[1] ^ (s[1] >> 11);
+    s[1] = s[2] + (s[2] << 3);
+    s[2] = ((s[2] << 24) | (s[2] >> 40)) + out;
+    return out;
+}
+
+static uint32_t sfc64_next32(void *state)
+{
+    return (uint32_t)(sfc64_next(state) >> 32); /* not used by the normal sampler */
+}
+
+static double sfc64_next_double(void *state)
+{
+    return (double)(sfc64_next(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+#endif
+
 /* X_i ← s X_i for `count` operators X_i of OPS entries (structure `nz`, shared by all): the
    entries that are identically zero, or whose real or imaginary part is, are left alone. */
 static inline void scale_entries(op_t *X, const unsigned char *nz, int count, double s)
@@ -91,16 +131,27 @@ static inline void scale_entries(op_t *X, const unsigned char *nz, int count, do
         }
 }
 
+/* Whether this build draws the keyed noise itself (cq_run's `rng`). */
+const int cq_keyed_noise = KEYED_NOISE;
+
 /* Advance N trajectories by `chunk` steps in place (see the layouts above). Returns 0.
+   The Wiener increments are read from dW (N, chunk, M), or, where `rng` is not NULL (builds
+   with KEYED_NOISE), drawn here from the trajectories' SFC64 states rng (N, 4) — advanced
+   in place — and scaled by noise_scale = √dt.
 
    Steps outside, trajectories inside: one trajectory's step is a chain of dependent
    operations (ψ → ⟨L⟩ → dY → Mψ → ‖Mψ‖), so consecutive iterations over independent
    trajectories let the processor overlap their chains (the group's state stays in L1). */
 int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int64_t first_step,
            const int64_t *saved, int64_t T, double *Z, double *state, const double *dW,
-           double *classical_out, double *quantum_out, int8_t *status, int64_t *status_step)
+           double *classical_out, double *quantum_out, int8_t *status, int64_t *status_step,
+           uint64_t *rng, double noise_scale)
 {
     const double inv_sigma = 1.0 / sigma, inv_sigma2 = inv_sigma * inv_sigma;
+#if KEYED_NOISE
+    bitgen_t source = {NULL, sfc64_next, sfc64_next32, sfc64_next_double, sfc64_next};
+#endif
+    (void)rng, (void)noise_scale;
     int64_t slot = first_slot_at(saved, T, first_step + 1);
     for (int64_t k = 0; k < chunk; k++) {
         const int64_t step = first_step + k + 1;
@@ -125,7 +176,19 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
             (void)dW, (void)inv_sigma2;
 #else
             if (status[t] == 0) {
+#if KEYED_NOISE
+                double w_drawn[M];
+                const double *w = w_drawn;
+                if (rng != NULL) { /* a frozen trajectory draws no more: nothing reads it */
+                    source.state = rng + 4 * t;
+                    for (int i = 0; i < M; i++)
+                        w_drawn[i] = random_standard_normal(&source) * noise_scale;
+                } else {
+                    w = dW + (t * chunk + k) * M;
+                }
+#else
                 const double *w = dW + (t * chunk + k) * M;
+#endif
                 double flow[NC], S[NC * M], mean_L[NLC > 0 ? NLC : 1];
                 double P[M * (NLC > 0 ? NLC : 1)];
                 op_t H[OPS], L[(NLC > 0 ? NLC : 1) * OPS], K[M * OPS], K2[OPS];
