@@ -1,8 +1,9 @@
 """Build a model's generated kernel on first use, cached on disk across processes.
 
 A kernel is keyed by what determines its source: the shared C (``generic_step.c``,
-``run_loop.c``), the
-flags (diagonal, density) and the model. A model with a ``symbolic`` description is keyed by
+``run_loop.c``) and the code that writes it (``codegen.py``, ``ziggurat.py``), the flags
+(diagonal, density, mean field), NumPy's version (its ziggurat tables) and the model. A
+model with a ``symbolic`` description is keyed by
 its SymPy text (``srepr``); a built-in model whose ``symbolic`` is a zero-argument function
 (built only when called) by its name and parameters, so that a cached run never builds the
 SymPy expressions nor imports SymPy. On a miss the source is generated (:mod:`.codegen`,
@@ -41,7 +42,10 @@ COMPILE_FLAGS = (
     "-fno-math-errno",
     "-fcx-limited-range",  # complex products as written (no inf/NaN recovery calls)
 )
-_TEMPLATE = tuple(Path(__file__).with_name(name) for name in ("generic_step.c", "run_loop.c"))
+_TEMPLATE = tuple(
+    Path(__file__).with_name(name)
+    for name in ("generic_step.c", "run_loop.c", "codegen.py", "ziggurat.py")
+)  # what a kernel's source is made by: part of its key
 _LOADED: dict[str, Any] = {}  # key → the loaded cq_run, per process
 
 _PTR, _INT, _DOUBLE = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
@@ -65,7 +69,8 @@ def compiler() -> str | None:
 
 def npyrandom() -> Path | None:
     """NumPy's static ``libnpyrandom.a`` (its random distributions, shipped in the wheel for C
-    extensions), which a kernel links to draw the keyed noise itself; None if not shipped."""
+    extensions), whose ziggurat tables let a kernel draw the keyed noise itself (:mod:`.ziggurat`);
+    None if not shipped."""
     library = Path(np.random.__file__).with_name("lib") / "libnpyrandom.a"
     return library if library.is_file() else None
 
@@ -97,10 +102,9 @@ def _write(path: Path, data: bytes | str) -> None:
     os.replace(handle.name, path)
 
 
-def _compile(source: str, directory: Path, libraries: tuple[str, ...] = ()) -> Path:
-    """Compile ``source`` (linked with ``libraries``) into ``<directory>/<sha256>.so``, reused
-    if already there."""
-    digest = hashlib.sha256(json.dumps([source, *libraries]).encode()).hexdigest()
+def _compile(source: str, directory: Path) -> Path:
+    """Compile ``source`` into ``<directory>/<sha256>.so`` (reused if already there)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()
     library = directory / f"{digest}.so"
     if library.is_file():
         return library
@@ -111,7 +115,7 @@ def _compile(source: str, directory: Path, libraries: tuple[str, ...] = ()) -> P
     _write(c_file, source)
     partial = directory / f".{digest}.{os.getpid()}.so"
     done = subprocess.run(
-        [cc, *COMPILE_FLAGS, "-o", str(partial), str(c_file), *libraries, "-lm"],
+        [cc, *COMPILE_FLAGS, "-o", str(partial), str(c_file), "-lm"],
         capture_output=True,
         text=True,
     )
@@ -140,22 +144,17 @@ def load_kernel(model: Model, *, diagonal: bool, density: bool, mean_field: bool
             library = None
     if library is None:
         from .codegen import generate_source  # SymPy: only on a cache miss
+        from .ziggurat import tables
 
-        symbolic = symbolic_of(model)
-        options = dict(diagonal=diagonal, density=density, mean_field=mean_field)
-        keyed = npyrandom()
-        library = None
-        if keyed is not None and not mean_field:
-            try:
-                library = _compile(
-                    generate_source(symbolic, keyed_noise=True, **options),
-                    directory,
-                    (str(keyed),),
-                )
-            except RuntimeError:  # a libnpyrandom.a this compiler cannot link
-                library = None
-        if library is None:
-            library = _compile(generate_source(symbolic, **options), directory)
+        library_path = npyrandom()
+        source = generate_source(
+            symbolic_of(model),
+            diagonal=diagonal,
+            density=density,
+            mean_field=mean_field,
+            ziggurat_tables=tables(library_path) if library_path is not None else None,
+        )
+        library = _compile(source, directory)
         _write(index, library.name)
     shared = ctypes.CDLL(str(library))
     run = shared.cq_run

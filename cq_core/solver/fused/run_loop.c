@@ -78,22 +78,16 @@ static inline int mean_field_step(const double *z, const cplx *psi, double dt, d
 
 #if KEYED_NOISE
 /* The engine's keyed noise drawn here, step by step, instead of read from dW: every
-   trajectory's SFC64 generator (state a, b, c, counter; cq_core/solver/noise.py seeds it as
-   NumPy does) feeds NumPy's own standard-normal sampler (random_standard_normal of the
-   libnpyrandom.a that NumPy ships and builds its Generator from), so the increments are those
-   of BrownianIncrements bit for bit, without a round trip through memory or Python. */
-typedef struct {
-    void *state;
-    uint64_t (*next_uint64)(void *state);
-    uint32_t (*next_uint32)(void *state);
-    double (*next_double)(void *state);
-    uint64_t (*next_raw)(void *state);
-} bitgen_t; /* numpy/random/bitgen.h */
-extern double random_standard_normal(bitgen_t *bitgen_state);
+   trajectory's SFC64 generator (state s = a, b, c, counter; cq_core/solver/noise.py seeds it
+   as NumPy does) feeds NumPy's ziggurat method for the standard normal, with NumPy's own
+   tables ZIG_KI, ZIG_WI, ZIG_FI (read from its libnpyrandom.a by ziggurat.py and written
+   above by codegen.py), so the increments are those of BrownianIncrements bit for bit,
+   without a round trip through memory or Python. */
+#define ZIG_R 3.6541528853610087963519472518     /* where the tail starts */
+#define ZIG_INV_R 0.27366123732975827203338247596 /* 1 / ZIG_R */
 
-static uint64_t sfc64_next(void *state)
+static inline uint64_t sfc64_next(uint64_t *s)
 {
-    uint64_t *s = state;
     const uint64_t out = s[0] + s[1] + s[3]++;
     s[0] = s[1] ^ (s[1] >> 11);
     s[1] = s[2] + (s[2] << 3);
@@ -101,14 +95,49 @@ static uint64_t sfc64_next(void *state)
     return out;
 }
 
-static uint32_t sfc64_next32(void *state)
+static inline double sfc64_double(uint64_t *s)
 {
-    return (uint32_t)(sfc64_next(state) >> 32); /* not used by the normal sampler */
+    return (double)(sfc64_next(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static double sfc64_next_double(void *state)
+/* The rare rejections of the ziggurat (under 1 % of draws), kept out of line. */
+static double keyed_normal_rejected(uint64_t *s, uint64_t rabs, int idx, double x)
 {
-    return (double)(sfc64_next(state) >> 11) * (1.0 / 9007199254740992.0);
+    for (;;) {
+        if (idx == 0) { /* the tail beyond ZIG_R */
+            for (;;) {
+                const double xx = -ZIG_INV_R * log1p(-sfc64_double(s));
+                const double yy = -log1p(-sfc64_double(s));
+                if (yy + yy > xx * xx)
+                    return ((rabs >> 8) & 1) ? -(ZIG_R + xx) : ZIG_R + xx;
+            }
+        }
+        if ((ZIG_FI[idx - 1] - ZIG_FI[idx]) * sfc64_double(s) + ZIG_FI[idx] < exp(-0.5 * x * x))
+            return x;
+        const uint64_t r = sfc64_next(s); /* rejected: draw again */
+        idx = (int)(r & 0xff);
+        rabs = (r >> 9) & 0x000fffffffffffffu;
+        x = (double)rabs * ZIG_WI[idx];
+        if ((r >> 8) & 1)
+            x = -x;
+        if (rabs < ZIG_KI[idx])
+            return x;
+    }
+}
+
+/* One standard normal from the SFC64 state s: 8 bits pick the layer, one the sign, 52 the
+   abscissa, accepted at once inside the layer's rectangle. */
+static inline double keyed_normal(uint64_t *s)
+{
+    const uint64_t r = sfc64_next(s);
+    const int idx = (int)(r & 0xff);
+    const uint64_t rabs = (r >> 9) & 0x000fffffffffffffu;
+    double x = (double)rabs * ZIG_WI[idx];
+    if ((r >> 8) & 1)
+        x = -x;
+    if (rabs < ZIG_KI[idx])
+        return x;
+    return keyed_normal_rejected(s, rabs, idx, x);
 }
 #endif
 
@@ -148,9 +177,6 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
            uint64_t *rng, double noise_scale)
 {
     const double inv_sigma = 1.0 / sigma, inv_sigma2 = inv_sigma * inv_sigma;
-#if KEYED_NOISE
-    bitgen_t source = {NULL, sfc64_next, sfc64_next32, sfc64_next_double, sfc64_next};
-#endif
     (void)rng, (void)noise_scale;
     int64_t slot = first_slot_at(saved, T, first_step + 1);
     for (int64_t k = 0; k < chunk; k++) {
@@ -180,9 +206,8 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                 double w_drawn[M];
                 const double *w = w_drawn;
                 if (rng != NULL) { /* a frozen trajectory draws no more: nothing reads it */
-                    source.state = rng + 4 * t;
                     for (int i = 0; i < M; i++)
-                        w_drawn[i] = random_standard_normal(&source) * noise_scale;
+                        w_drawn[i] = keyed_normal(rng + 4 * t) * noise_scale;
                 } else {
                     w = dW + (t * chunk + k) * M;
                 }
