@@ -42,9 +42,7 @@ class _KernelPrinter(C99CodePrinter):
     """``sympy.ccode`` with ``x**n`` and ``x**(n/2)`` as products of ``x`` and ``sqrt(x)``."""
 
     def _print_Pow(self, expr: Any) -> str:
-        exponent = expr.exp
-        if exponent.is_Float and float(2 * exponent).is_integer():
-            exponent = sympy.Rational(int(2 * exponent), 2)
+        exponent = _half_integer(expr.exp)
         if not (exponent.is_Rational and exponent.q in (1, 2)):
             return super()._print_Pow(expr)
         whole, half = divmod(abs(exponent.p), 2) if exponent.q == 2 else (abs(exponent.p), 0)
@@ -54,6 +52,44 @@ class _KernelPrinter(C99CodePrinter):
         factors = [base] * whole + ([f"sqrt({self._print(expr.base)})"] * half)
         product = "*".join(factors)
         return f"(1.0/({product}))" if exponent < 0 else f"({product})"
+
+
+def _half_integer(exponent: Any) -> Any:
+    """A Float exponent that is a multiple of ½ as a Rational (else unchanged)."""
+    if exponent.is_Float and float(2 * exponent).is_integer():
+        return sympy.Rational(int(2 * exponent), 2)
+    return exponent
+
+
+def _shared_reciprocals(expressions: list[Any]) -> tuple[list[Any], dict[Any, Any]]:
+    """Negative powers ``s**(-k/2)`` of a symbol ``s`` (a coordinate or a common subexpression)
+    that has any negative half-integer power, rewritten as ``r**k`` of one ``r = 1/sqrt(s)``:
+    one square root and one division per symbol instead of one per power (a gravitational
+    model needs |r|⁻¹, |r|⁻³ and |r|⁻⁴ of each distance). Returns the expressions and
+    ``{s: r}``."""
+
+    def negative_power(x: Any, halves: bool) -> bool:
+        exponent = _half_integer(x.exp) if x.is_Pow else None
+        return bool(
+            x.is_Pow
+            and x.base.is_Symbol
+            and exponent.is_Rational
+            and exponent < 0
+            and exponent.q == (2 if halves else exponent.q)
+            and exponent.q in (1, 2)
+            and -2 * exponent <= 2 * MAX_POWER_PRODUCT
+        )
+
+    bases = {x.base for e in expressions for x in e.atoms(sympy.Pow) if negative_power(x, True)}
+    reciprocal = {b: sympy.Symbol(f"rsqrt_{b.name}", positive=True) for b in bases}
+
+    def rewrite(x: Any) -> Any:
+        return reciprocal[x.base] ** int(-2 * _half_integer(x.exp))
+
+    def shared(x: Any) -> bool:
+        return negative_power(x, False) and x.base in reciprocal
+
+    return [sympy.sympify(e).replace(shared, rewrite) for e in expressions], reciprocal
 
 
 def to_c(expr: Any) -> str:
@@ -155,8 +191,14 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
         f"                            {op} *K, {op} *K2, double *S, double *P)",
         "{",
     ]
-    lines += [f"    const double z_{k} = z[{k}];" for k in range(n)]
-    lines += [f"    const double {sym} = {to_c(expr)};" for sym, expr in replacements]
+    defined = [sympy.Symbol(f"z_{k}", real=True) for k in range(n)] + [s for s, _ in replacements]
+    rewritten, reciprocal = _shared_reciprocals([e for _, e in replacements] + list(reduced))
+    definitions = [f"z[{k}]" for k in range(n)] + [to_c(e) for e in rewritten[: len(replacements)]]
+    for symbol, definition in zip(defined, definitions, strict=True):
+        lines.append(f"    const double {symbol} = {definition};")
+        if symbol in reciprocal:
+            lines.append(f"    const double {reciprocal[symbol]} = 1.0/sqrt({symbol});")
+    reduced = rewritten[len(replacements) :]
     lines += [f"    {target} = {to_c(v)};" for (target, _), v in zip(outputs, reduced, strict=True)]
     lines += ["    (void)z;", "}", ""]
     for name, mask in masks.items():
