@@ -18,6 +18,7 @@ processes building the same kernel at once do not see each other's half-written 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -81,18 +82,38 @@ def symbolic_of(model: Model) -> Any:
     return symbolic() if callable(symbolic) else symbolic
 
 
+@functools.cache
+def _makers() -> str:
+    """The text of the files a kernel's source is made by, and NumPy's version (read once)."""
+    return json.dumps([[p.read_text() for p in _TEMPLATE], str(npyrandom()), np.__version__])
+
+
+_DESCRIPTIONS: dict[int, tuple[Any, list[str]]] = {}  # id → (SymbolicModel, its SymPy text)
+
+
+def _description(symbolic: Any) -> list[str]:
+    """A SymbolicModel's SymPy text (``srepr``), computed once per object: a run asks for its
+    kernel several times, and printing a model costs milliseconds."""
+    held = _DESCRIPTIONS.get(id(symbolic))
+    if held is not None and held[0] is symbolic:
+        return held[1]
+    import sympy  # a SymbolicModel holds SymPy objects: SymPy is loaded already
+
+    s = symbolic
+    what = [sympy.srepr(x) for x in (s.positions, s.momenta, s.H_C, s.H_I, s.noise)]
+    what.append(sympy.srepr(s.domain) if s.domain is not None else "")
+    _DESCRIPTIONS[id(symbolic)] = (symbolic, what)  # holding it keeps its id from being reused
+    return what
+
+
 def _key(model: Model, diagonal: bool, density: bool, mean_field: bool = False) -> str:
     """What the kernel's source depends on, hashed, without generating it."""
     if callable(model.symbolic) and model.name in MODELS:
         what = ["builtin", model.name, params_to_json(model.params)]
     else:
-        import sympy  # a SymbolicModel holds SymPy objects: SymPy is loaded already
-
-        s = model.symbolic
-        what = [sympy.srepr(x) for x in (s.positions, s.momenta, s.H_C, s.H_I, s.noise)]
-        what.append(sympy.srepr(s.domain) if s.domain is not None else "")
-    flags = [diagonal, density, mean_field, str(npyrandom()), np.__version__]
-    text = json.dumps([[p.read_text() for p in _TEMPLATE], COMPILE_FLAGS, *flags, what])
+        what = _description(model.symbolic)
+    flags = [diagonal, density, mean_field]
+    text = json.dumps([_makers(), COMPILE_FLAGS, *flags, what])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
