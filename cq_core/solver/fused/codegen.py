@@ -144,6 +144,28 @@ def _nonzero(matrices: list[Any], diagonal: bool) -> list[str]:
     return flags
 
 
+def _kraus_structure(masks: dict[str, list[str]], d: int) -> list[str]:
+    """The structure (as :func:`_nonzero`) of the Kraus operator
+    ``M = 1 − i H dt − c K2 dt + A + ½ A²`` with ``A = Σ_i K_i dY_i`` (dY_i real), as
+    ``generic_step.c`` builds it from the structures of H, K2 and K: real parts from 1, the
+    imaginary part of H and the real parts of K2, K and A²; imaginary parts from the real part
+    of H and the imaginary parts of the others."""
+    H, K2, K = ([int(x) for x in masks[name]] for name in ("NZ_H", "NZ_K2", "NZ_K"))
+    structure = []
+    for a in range(d):
+        for b in range(d):
+            x, square = a * d + b, 0
+            for c in range(d):
+                left, right = K[a * d + c], K[c * d + b]
+                if left and right:
+                    square |= int(bool(left & right & 1 or left & right & 2))
+                    square |= 2 * int(bool(left & 1 and right & 2 or left & 2 and right & 1))
+            real = a == b or H[x] & 2 or K2[x] & 1 or K[x] & 1 or square & 1
+            imaginary = H[x] & 1 or K2[x] & 2 or K[x] & 2 or square & 2
+            structure.append(str(int(bool(real)) + 2 * int(bool(imaginary))))
+    return structure
+
+
 def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int], list[int]]:
     """C text of ``cq_point`` and ``cq_inside``, the sizes, and the coupled components."""
     coords = symbolic.coords
@@ -184,6 +206,8 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
         "NZ_K": _nonzero(K, diagonal),
         "NZ_K2": _nonzero([K2], diagonal),
     }
+    if not diagonal:
+        masks["NZ_M"] = _kraus_structure(masks, d)
     replacements, reduced = sympy.cse([v for _, v in outputs], optimizations="basic")
     op = "double" if diagonal else "cplx"
     lines = [

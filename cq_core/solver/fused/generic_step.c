@@ -57,6 +57,14 @@ typedef double complex cplx;
 #define QOUT (2 * D)
 #endif
 
+/* Small operators (D <= 4) are unrolled completely, so that the structure masks (NZ_*) are
+   resolved at compile time and their zero parts cost nothing; larger ones keep their loops. */
+#if D <= 4
+#define UNROLL _Pragma("GCC unroll 64")
+#else
+#define UNROLL
+#endif
+
 #if DIAG
 typedef double op_t;
 #else
@@ -105,17 +113,19 @@ static inline cplx entry_times(cplx X, unsigned char nz, cplx v)
     if (nz == 3)
         return X * v;
     if (nz == 1)
-        return creal(X) * v;
-    if (nz == 2)
-        return cimag(X) * (-cimag(v) + I * creal(v));
+        return CMPLX(creal(X) * creal(v), creal(X) * cimag(v));
+    if (nz == 2) /* i x v = (−x Im v, x Re v), written out: a product with I costs four */
+        return CMPLX(-cimag(X) * cimag(v), cimag(X) * creal(v));
     return 0.0;
 }
 
 /* y = X x for a D × D matrix X. */
 static inline void matvec(const cplx *X, const unsigned char *nz, const cplx *x, cplx *y)
 {
+    UNROLL
     for (int a = 0; a < D; a++) {
         cplx acc = 0.0;
+        UNROLL
         for (int b = 0; b < D; b++)
             if (nz[a * D + b])
                 acc += entry_times(X[a * D + b], nz[a * D + b], x[b]);
@@ -128,13 +138,17 @@ static inline double expect(const cplx *O, const unsigned char *nz, const cplx *
 {
     double acc = 0.0;
 #if DENSITY
+    UNROLL
     for (int a = 0; a < D; a++)
+        UNROLL
         for (int b = 0; b < D; b++)
             if (nz[a * D + b])
                 acc += creal(entry_times(O[a * D + b], nz[a * D + b], q[b * D + a]));
 #else
+    UNROLL
     for (int a = 0; a < D; a++) {
         cplx row = 0.0;
+        UNROLL
         for (int b = 0; b < D; b++)
             if (nz[a * D + b])
                 row += entry_times(O[a * D + b], nz[a * D + b], q[b]);
@@ -149,6 +163,7 @@ static inline double expect(const cplx *O, const unsigned char *nz, const cplx *
 static inline void mean_measurements(const double *P, double inv_sigma, const double *mean_L,
                                      const double *w, double dt, double *dY)
 {
+    UNROLL
     for (int i = 0; i < M; i++) {
         double acc = 0.0;
         for (int j = 0; j < NLC; j++)
@@ -168,6 +183,7 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
 #if DENSITY
     const double *rho_modulus = q_in; /* then the phases */
     double pop[D];
+    UNROLL
     for (int a = 0; a < D; a++)
         pop[a] = rho_modulus[a * D + a];
 #else
@@ -175,14 +191,17 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
 #endif
     for (int j = 0; j < NLC; j++) {
         double acc = 0.0;
+        UNROLL
         for (int a = 0; a < D; a++)
             acc += L[j * D + a] * pop[a];
         mean_L[j] = acc;
     }
     mean_measurements(P, inv_sigma, mean_L, w, dt, dY);
     double log_factor[D], top = -INFINITY;
+    UNROLL
     for (int a = 0; a < D; a++) {
         double acc = 0.0;
+        UNROLL
         for (int i = 0; i < M; i++)
             acc += dY[i] * K[i * D + a];
         acc -= dt * K2[a];
@@ -203,21 +222,25 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     modulus[1] = select_double(first_smaller, 1.0, decay);
     (void)top;
 #else
+    UNROLL
     for (int a = 0; a < D; a++)
         modulus[a] = exp(log_factor[a] - top);
 #endif
     const double *old_phase = q_in + D * D;
     double *new_modulus = out, *new_phase = out + D * D;
     double trace = 0.0;
+    UNROLL
     for (int a = 0; a < D; a++) {
         const int aa = a * D + a;
         new_modulus[aa] = rho_modulus[aa] * (modulus[a] * modulus[a]);
         new_phase[aa] = old_phase[aa];
         trace += new_modulus[aa];
+        UNROLL
         for (int b = a + 1; b < D; b++) {
             double scale = modulus[a] * modulus[b];
             if (excess != 0.0) {
                 double gap = 0.0;
+                UNROLL
                 for (int i = 0; i < M; i++) {
                     const double g = K[i * D + a] - K[i * D + b];
                     gap += g * g;
@@ -232,6 +255,7 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     }
     const double inv_trace = 1.0 / trace;
     double zeros = finite_zero(trace);
+    UNROLL
     for (int x = 0; x < D * D; x++) {
         new_modulus[x] *= inv_trace;
         zeros += finite_zero(new_phase[x]);
@@ -250,6 +274,7 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     total = out[0] + out[1];
     (void)top;
 #else
+    UNROLL
     for (int a = 0; a < D; a++) {
         const double value = pop[a] * exp(2.0 * (log_factor[a] - top));
         out[a] = value;
@@ -257,6 +282,7 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     }
 #endif
     double zeros = finite_zero(total);
+    UNROLL
     for (int a = 0; a < D; a++) {
         out[a] /= total;
         out[D + a] = theta[a] - dt * H[a];
@@ -269,74 +295,137 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     for (int j = 0; j < NLC; j++)
         mean_L[j] = expect(L + j * D * D, NZ_L, q);
     mean_measurements(P, inv_sigma, mean_L, w, dt, dY);
+    /* A = Σ_i K_i dY_i (dY real): real and imaginary parts summed only where K has them, so
+       that a real A is known real (a product with a zero is not zero in IEEE arithmetic and
+       would be computed) */
+    double A_re[D * D], A_im[D * D];
     cplx A[D * D];
+    UNROLL
     for (int x = 0; x < D * D; x++) {
-        cplx acc = 0.0;
-        if (NZ_K[x])
-            for (int i = 0; i < M; i++)
-                acc += entry_times(K[i * D * D + x], NZ_K[x], dY[i]);
-        A[x] = acc;
+        double re = 0.0, im = 0.0;
+        UNROLL
+        for (int i = 0; i < M; i++) {
+            if (NZ_K[x] & 1)
+                re += creal(K[i * D * D + x]) * dY[i];
+            if (NZ_K[x] & 2)
+                im += cimag(K[i * D * D + x]) * dY[i];
+        }
+        A_re[x] = re;
+        A_im[x] = im;
+        A[x] = CMPLX(re, im);
     }
 #if DENSITY
+    /* M = 1 − i H dt − (1 + v/2) K2 dt + A + ½ A², part by part where the structures of H,
+       K2 and K (NZ_*) have them; NZ_M (generated) is the structure of the result */
     const double k2_scale = (1.0 + 0.5 * excess) * dt;
     cplx Mk[D * D], T1[D * D];
+    UNROLL
     for (int a = 0; a < D; a++)
+        UNROLL
         for (int b = 0; b < D; b++) {
-            cplx aa = 0.0;
-            for (int c = 0; c < D; c++)
-                if (NZ_K[a * D + c] && NZ_K[c * D + b])
-                    aa += A[a * D + c] * A[c * D + b];
             const int x = a * D + b;
-            Mk[x] = (a == b ? 1.0 : 0.0) - I * dt * H[x] - k2_scale * K2[x] + A[x] + 0.5 * aa;
+            double re = a == b ? 1.0 : 0.0, im = 0.0;
+            if (NZ_H[x] & 2)
+                re += dt * cimag(H[x]);
+            if (NZ_H[x] & 1)
+                im -= dt * creal(H[x]);
+            if (NZ_K2[x] & 1)
+                re -= k2_scale * creal(K2[x]);
+            if (NZ_K2[x] & 2)
+                im -= k2_scale * cimag(K2[x]);
+            if (NZ_K[x] & 1)
+                re += A_re[x];
+            if (NZ_K[x] & 2)
+                im += A_im[x];
+            UNROLL
+            for (int c = 0; c < D; c++) {
+                const int ac = a * D + c, cb = c * D + b;
+                if (!(NZ_K[ac] && NZ_K[cb]))
+                    continue;
+                if ((NZ_K[ac] & 1) && (NZ_K[cb] & 1))
+                    re += 0.5 * (A_re[ac] * A_re[cb]);
+                if ((NZ_K[ac] & 2) && (NZ_K[cb] & 2))
+                    re -= 0.5 * (A_im[ac] * A_im[cb]);
+                if ((NZ_K[ac] & 1) && (NZ_K[cb] & 2))
+                    im += 0.5 * (A_re[ac] * A_im[cb]);
+                if ((NZ_K[ac] & 2) && (NZ_K[cb] & 1))
+                    im += 0.5 * (A_im[ac] * A_re[cb]);
+            }
+            Mk[x] = CMPLX(re, im);
         }
     /* T1 = M ρ, then ρ' = T1 M† */
+    UNROLL
     for (int a = 0; a < D; a++)
+        UNROLL
         for (int b = 0; b < D; b++) {
             cplx acc = 0.0;
+            UNROLL
             for (int c = 0; c < D; c++)
-                acc += Mk[a * D + c] * q[c * D + b];
+                if (NZ_M[a * D + c])
+                    acc += entry_times(Mk[a * D + c], NZ_M[a * D + c], q[c * D + b]);
             T1[a * D + b] = acc;
         }
     /* ρ' = T1 M† is Hermitian: its upper triangle (real diagonal) is computed, the lower
        triangle is its mirror */
     cplx *rho_new = (cplx *)out;
+    UNROLL
     for (int a = 0; a < D; a++) {
         double diagonal = 0.0;
-        for (int c = 0; c < D; c++)
-            diagonal += creal(T1[a * D + c] * conj(Mk[a * D + c]));
+        UNROLL
+        for (int c = 0; c < D; c++) {
+            const cplx m = Mk[a * D + c], t = T1[a * D + c]; /* Re t m* */
+            if (NZ_M[a * D + c] & 1)
+                diagonal += creal(t) * creal(m);
+            if (NZ_M[a * D + c] & 2)
+                diagonal += cimag(t) * cimag(m);
+        }
         rho_new[a * D + a] = diagonal;
+        UNROLL
         for (int b = a + 1; b < D; b++) {
             cplx acc = 0.0;
+            UNROLL
             for (int c = 0; c < D; c++)
-                acc += T1[a * D + c] * conj(Mk[b * D + c]);
+                if (NZ_M[b * D + c])
+                    acc += entry_times(conj(Mk[b * D + c]), NZ_M[b * D + c], T1[a * D + c]);
             rho_new[a * D + b] = acc;
             rho_new[b * D + a] = conj(acc);
         }
     }
     if (excess != 0.0) { /* ρ' += v dt Σ_i K_i ρ' K_i, on ρ' = M ρ M† as the NumPy scheme */
         cplx extra[D * D];
+        UNROLL
         for (int x = 0; x < D * D; x++)
             extra[x] = 0.0;
+        UNROLL
         for (int i = 0; i < M; i++) {
             const cplx *Ki = K + i * D * D;
+            UNROLL
             for (int a = 0; a < D; a++)
+                UNROLL
                 for (int b = 0; b < D; b++) {
                     cplx acc = 0.0;
+                    UNROLL
                     for (int c = 0; c < D; c++)
                         acc += Ki[a * D + c] * rho_new[c * D + b];
                     T1[a * D + b] = acc;
                 }
+            UNROLL
             for (int a = 0; a < D; a++)
+                UNROLL
                 for (int b = 0; b < D; b++) {
                     cplx acc = 0.0;
+                    UNROLL
                     for (int c = 0; c < D; c++)
                         acc += T1[a * D + c] * Ki[c * D + b];
                     extra[a * D + b] += acc;
                 }
         }
+        UNROLL
         for (int x = 0; x < D * D; x++)
             rho_new[x] += excess * dt * extra[x];
+        UNROLL
         for (int a = 0; a < D; a++)
+            UNROLL
             for (int b = a; b < D; b++) {
                 const cplx upper = 0.5 * (rho_new[a * D + b] + conj(rho_new[b * D + a]));
                 rho_new[a * D + b] = upper;
@@ -344,10 +433,12 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
             }
     }
     double trace = 0.0;
+    UNROLL
     for (int a = 0; a < D; a++)
         trace += creal(rho_new[a * D + a]);
     const double inv_trace = 1.0 / trace;
     double zeros = finite_zero(trace);
+    UNROLL
     for (int x = 0; x < D * D; x++) {
         rho_new[x] *= inv_trace;
         zeros += finite_zero(creal(rho_new[x])) + finite_zero(cimag(rho_new[x]));
@@ -362,14 +453,20 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     matvec(A, NZ_K, a_psi, aa_psi);
     cplx *psi_new = (cplx *)out;
     double norm2 = 0.0;
+    UNROLL
     for (int a = 0; a < D; a++) {
-        const cplx value = q[a] + dt * (cimag(h_psi[a]) - I * creal(h_psi[a])) - dt * k2_psi[a]
-                           + a_psi[a] + 0.5 * aa_psi[a];
+        /* ψ − i dt Hψ − dt K2ψ + Aψ + ½ A(Aψ), real and imaginary parts written out */
+        const cplx value = CMPLX(
+            creal(q[a]) + dt * cimag(h_psi[a]) - dt * creal(k2_psi[a]) + creal(a_psi[a])
+                + 0.5 * creal(aa_psi[a]),
+            cimag(q[a]) - dt * creal(h_psi[a]) - dt * cimag(k2_psi[a]) + cimag(a_psi[a])
+                + 0.5 * cimag(aa_psi[a]));
         psi_new[a] = value;
         norm2 += creal(value) * creal(value) + cimag(value) * cimag(value);
     }
     /* ‖Mψ‖² finite and > 0: every amplitude is finite, and so is every amplitude / ‖Mψ‖ */
     const double inv_norm = 1.0 / sqrt(norm2);
+    UNROLL
     for (int a = 0; a < D; a++)
         psi_new[a] *= inv_norm;
     return finite_zero(norm2) == 0.0 && norm2 > 0.0;
@@ -380,6 +477,7 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
 static inline void store_quantum(const double *q, double *out)
 {
 #if DIAG && !DENSITY && !MEANFIELD
+    UNROLL
     for (int a = 0; a < D; a++) {
         const double amplitude = sqrt(q[a]);
         out[2 * a] = amplitude * cos(q[D + a]);
@@ -387,7 +485,9 @@ static inline void store_quantum(const double *q, double *out)
     }
 #elif DIAG && DENSITY && !MEANFIELD
     /* ρ is Hermitian (|ρ_ba| = |ρ_ab|, arg ρ_ba = −arg ρ_ab): the lower triangle mirrors */
+    UNROLL
     for (int a = 0; a < D; a++)
+        UNROLL
         for (int b = a; b < D; b++) {
             const int ab = a * D + b, ba = b * D + a;
             const double re = q[ab] * cos(q[D * D + ab]), im = q[ab] * sin(q[D * D + ab]);
