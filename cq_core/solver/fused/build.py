@@ -84,8 +84,9 @@ def symbolic_of(model: Model) -> Any:
 
 @functools.cache
 def _makers() -> str:
-    """The text of the files a kernel's source is made by, and NumPy's version (read once)."""
-    return json.dumps([[p.read_text() for p in _TEMPLATE], str(npyrandom()), np.__version__])
+    """The digest of the files a kernel's source is made by and NumPy's version (read once)."""
+    text = json.dumps([[p.read_text() for p in _TEMPLATE], str(npyrandom()), np.__version__])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 _DESCRIPTIONS: dict[int, tuple[Any, list[str]]] = {}  # id → (SymbolicModel, its SymPy text)

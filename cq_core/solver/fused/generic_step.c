@@ -282,9 +282,10 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     }
 #endif
     double zeros = finite_zero(total);
+    const double inv_total = 1.0 / total; /* one division, not one per level */
     UNROLL
     for (int a = 0; a < D; a++) {
-        out[a] /= total;
+        out[a] *= inv_total;
         out[D + a] = theta[a] - dt * H[a];
         zeros += finite_zero(out[D + a]);
     }
@@ -474,14 +475,27 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
 #endif
 }
 
+/* sin x and cos x in one call where the compiler offers it (GCC, Clang: sincos). */
+static inline void sine_cosine(double x, double *sine, double *cosine)
+{
+#if defined(__GNUC__)
+    __builtin_sincos(x, sine, cosine);
+#else
+    *sine = sin(x);
+    *cosine = cos(x);
+#endif
+}
+
 static inline void store_quantum(const double *q, double *out)
 {
 #if DIAG && !DENSITY && !MEANFIELD
     UNROLL
     for (int a = 0; a < D; a++) {
         const double amplitude = sqrt(q[a]);
-        out[2 * a] = amplitude * cos(q[D + a]);
-        out[2 * a + 1] = amplitude * sin(q[D + a]);
+        double sine, cosine;
+        sine_cosine(q[D + a], &sine, &cosine);
+        out[2 * a] = amplitude * cosine;
+        out[2 * a + 1] = amplitude * sine;
     }
 #elif DIAG && DENSITY && !MEANFIELD
     /* ρ is Hermitian (|ρ_ba| = |ρ_ab|, arg ρ_ba = −arg ρ_ab): the lower triangle mirrors */
