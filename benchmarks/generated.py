@@ -88,15 +88,10 @@ def throughput(n_traj: int, n_steps: int, rounds: int) -> dict[str, Any]:
 
 _BUILD_CHILD = textwrap.dedent(
     """
-    import dataclasses, json, sys, time
-    sys.path.insert(0, {helpers!r})
+    import json, sys, time
     import cq_core
     from cq_core.solver.fused import build
-    model = cq_core.get_model("linear", omega=3.0)
-    def symbolic():
-        from symbolic_models import BUILDERS
-        return BUILDERS["linear"](**model.params)
-    model = dataclasses.replace(model, symbolic=symbolic)
+    model = cq_core.get_model("linear", omega=3.0)  # its SymPy description built if needed
     start = time.perf_counter()
     build.load_kernel(model, diagonal=False, density={density})
     print(json.dumps({{"wall_s": time.perf_counter() - start, "sympy": "sympy" in sys.modules}}))
@@ -110,7 +105,7 @@ def build_times() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "CQ_KERNEL_CACHE": cache}
         for mode in ("pure", "density"):
-            code = _BUILD_CHILD.format(helpers=str(SYMBOLIC_HELPERS), density=mode == "density")
+            code = _BUILD_CHILD.format(density=mode == "density")
             runs = []
             for _ in range(2):
                 done = subprocess.run(

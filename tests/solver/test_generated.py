@@ -108,16 +108,11 @@ def test_backend_generated_refuses_what_it_does_not_cover(settings, why):
 
 _CHILD = textwrap.dedent(
     """
-    import dataclasses, json, sys
-    sys.path.insert(0, {here!r})
+    import json, sys
     import cq_core
-    model = cq_core.get_model("linear", omega=3.0)
-    def symbolic():
-        from symbolic_models import BUILDERS
-        return BUILDERS["linear"](**model.params)
-    model = dataclasses.replace(model, symbolic=symbolic)  # built only if called
+    model = cq_core.get_model("linear", omega=3.0)  # its SymPy description: built if needed
     cq_core.simulate(model, sigma=1.0, n_traj=2, t_final=0.01, dt=1e-3, seed=0)
-    print(json.dumps({{"sympy": "sympy" in sys.modules}}))
+    print(json.dumps({"sympy": "sympy" in sys.modules}))
     """
 )
 
@@ -126,7 +121,7 @@ _CHILD = textwrap.dedent(
 def test_the_kernel_is_built_once_and_loaded_from_the_cache_without_sympy(tmp_path):
     """First process: generate and compile; second: load only (and never import SymPy)."""
     env = {**os.environ, "CQ_KERNEL_CACHE": str(tmp_path)}
-    code = _CHILD.format(here=str(HERE))
+    code = _CHILD
     runs = []
     for _ in range(2):
         done = subprocess.run(

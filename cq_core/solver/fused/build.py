@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ...models import MODELS, Model, params_to_json
+from ...models.symbolic import LazySymbolicModel
 
 __all__ = ["COMPILE_FLAGS", "cache_dir", "compiler", "load_kernel", "symbolic_of"]
 
@@ -109,7 +110,8 @@ def _description(symbolic: Any) -> list[str]:
 
 def _key(model: Model, diagonal: bool, density: bool, mean_field: bool = False) -> str:
     """What the kernel's source depends on, hashed, without generating it."""
-    if callable(model.symbolic) and model.name in MODELS:
+    lazy = callable(model.symbolic) or isinstance(model.symbolic, LazySymbolicModel)
+    if lazy and model.name in MODELS:  # a built-in: its description follows from name, params
         what = ["builtin", model.name, params_to_json(model.params)]
     else:
         what = _description(model.symbolic)
