@@ -498,18 +498,24 @@ static inline void store_quantum(const double *q, double *out)
         out[2 * a + 1] = amplitude * sine;
     }
 #elif DIAG && DENSITY && !MEANFIELD
-    /* ρ is Hermitian (|ρ_ba| = |ρ_ab|, arg ρ_ba = −arg ρ_ab): the lower triangle mirrors */
+    /* ρ is Hermitian (|ρ_ba| = |ρ_ab|, arg ρ_ba = −arg ρ_ab): the lower triangle mirrors; the
+       diagonal is real (its phases stay those of ψ0's populations, 0) */
     UNROLL
-    for (int a = 0; a < D; a++)
+    for (int a = 0; a < D; a++) {
+        out[2 * (a * D + a)] = q[a * D + a];
+        out[2 * (a * D + a) + 1] = 0.0;
         UNROLL
-        for (int b = a; b < D; b++) {
+        for (int b = a + 1; b < D; b++) {
             const int ab = a * D + b, ba = b * D + a;
-            const double re = q[ab] * cos(q[D * D + ab]), im = q[ab] * sin(q[D * D + ab]);
+            double sine, cosine;
+            sine_cosine(q[D * D + ab], &sine, &cosine);
+            const double re = q[ab] * cosine, im = q[ab] * sine;
             out[2 * ab] = re;
             out[2 * ab + 1] = im;
             out[2 * ba] = re;
             out[2 * ba + 1] = -im;
         }
+    }
 #else
     memcpy(out, q, sizeof(double) * QOUT);
 #endif
