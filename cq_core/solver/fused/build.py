@@ -1,9 +1,9 @@
 """Build a model's generated kernel on first use, cached on disk across processes.
 
 A kernel is keyed by what determines its source: the shared C (``generic_step.c``,
-``run_loop.c``) and the code that writes it (``codegen.py``, ``ziggurat.py``), the flags
-(diagonal, density, mean field), NumPy's version (its ziggurat tables) and the model. A
-model with a ``symbolic`` description is keyed by
+``diagonal_step.c``, ``kraus_step.c``, ``run_loop.c``) and the code that writes it
+(``codegen.py``, ``ziggurat.py``), the flags (diagonal, density, mean field), NumPy's version
+(its ziggurat tables) and the model. A model with a ``symbolic`` description is keyed by
 its SymPy text (``srepr``); a built-in model whose ``symbolic`` is a zero-argument function
 (built only when called) by its name and parameters, so that a cached run never builds the
 SymPy expressions nor imports SymPy. On a miss the source is generated (:mod:`.codegen`,
@@ -46,7 +46,14 @@ COMPILE_FLAGS = (
 )
 _TEMPLATE = tuple(
     Path(__file__).with_name(name)
-    for name in ("generic_step.c", "run_loop.c", "codegen.py", "ziggurat.py")
+    for name in (
+        "generic_step.c",
+        "diagonal_step.c",
+        "kraus_step.c",
+        "run_loop.c",
+        "codegen.py",
+        "ziggurat.py",
+    )
 )  # what a kernel's source is made by: part of its key
 _LOADED: dict[str, Any] = {}  # key → the loaded cq_run, per process
 

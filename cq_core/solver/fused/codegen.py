@@ -3,7 +3,8 @@
 :func:`generate_source` turns a :class:`cq_core.models.symbolic.SymbolicModel` into the
 model's part of the kernel: sizes, flags and two C functions of one classical point
 (``cq_point``, ``cq_inside``; their contract is at the top of ``generic_step.c``), followed
-by the shared C (``generic_step.c``, ``run_loop.c``). Derived here, symbolically, once per model:
+by the shared C (``generic_step.c``, ``diagonal_step.c``, ``kraus_step.c``, ``run_loop.c``).
+Derived here, symbolically, once per model:
 
 - the flow ``{Z_j, H_C}`` and the back-reaction operators ``L_j = {Z_j, H_I}``;
 - the pseudo-inverse of the noise shape ``S(Z)`` and the measurement operators per unit
@@ -29,7 +30,10 @@ from .ziggurat import c_tables
 
 __all__ = ["TEMPLATE", "generate_source", "to_c"]
 
-TEMPLATE = tuple(Path(__file__).with_name(name) for name in ("generic_step.c", "run_loop.c"))
+TEMPLATE = tuple(
+    Path(__file__).with_name(name)
+    for name in ("generic_step.c", "diagonal_step.c", "kraus_step.c", "run_loop.c")
+)
 """The C shared by every generated kernel: the quantum steps, then the loop and RK4."""
 
 
@@ -147,7 +151,7 @@ def _nonzero(matrices: list[Any], diagonal: bool) -> list[str]:
 def _kraus_structure(masks: dict[str, list[str]], d: int) -> list[str]:
     """The structure (as :func:`_nonzero`) of the Kraus operator
     ``M = 1 − i H dt − c K2 dt + A + ½ A²`` with ``A = Σ_i K_i dY_i`` (dY_i real), as
-    ``generic_step.c`` builds it from the structures of H, K2 and K: real parts from 1, the
+    ``kraus_step.c`` builds it from the structures of H, K2 and K: real parts from 1, the
     imaginary part of H and the real parts of K2, K and A²; imaginary parts from the real part
     of H and the imaginary parts of the others."""
     H, K2, K = ([int(x) for x in masks[name]] for name in ("NZ_H", "NZ_K2", "NZ_K"))
@@ -243,7 +247,7 @@ def generate_source(
     mean_field: bool = False,
     ziggurat_tables: dict[str, tuple] | None = None,
 ) -> str:
-    """The whole C source of one kernel: the model's part, then ``generic_step.c``.
+    """The whole C source of one kernel: the model's part, then the shared C (:data:`TEMPLATE`).
 
     ``diagonal`` picks the exponential scheme on real diagonals, else the Kraus scheme on full
     matrices; ``density`` the density-matrix state, else the pure state; ``mean_field`` the
