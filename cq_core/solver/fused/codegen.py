@@ -235,7 +235,8 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
     lines += [f"    const double z_{k} = z[{k}];" for k in range(n)]
     inside = "1" if symbolic.domain is None else to_c(on_z(symbolic.domain))
     lines += [f"    (void)z_0; return ({inside}) ? 1 : 0;", "}", ""]
-    sizes = {"NC": n, "D": d, "M": m, "NLC": len(coupled)}
+    varies = any(not sympy.sympify(x).is_constant() for x in S_pinv)
+    sizes = {"NC": n, "D": d, "M": m, "NLC": len(coupled), "NOISE_VARIES": int(varies)}
     return "\n".join(lines), sizes, coupled
 
 

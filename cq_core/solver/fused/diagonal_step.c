@@ -28,7 +28,22 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
             acc += L[j * D + a] * pop[a];
         mean_L[j] = acc;
     }
+#if NOISE_VARIES
+    /* the record dY_i = dW_i + 2⟨K_i⟩ dt with ⟨K_i⟩ = Σ_a K_ia p_a (= ½ Σ_j (σ⁺)_ij ⟨L_j⟩):
+       from K directly, so that the chain p → dY → ψ' does not wait for σ⁺ and L, which a
+       position-dependent noise shape computes with square roots and divisions */
+    UNROLL
+    for (int i = 0; i < M; i++) {
+        double acc = 0.0;
+        UNROLL
+        for (int a = 0; a < D; a++)
+            acc += K[i * D + a] * pop[a];
+        dY[i] = w[i] + 2.0 * dt * acc;
+    }
+    (void)P, (void)inv_sigma;
+#else /* a constant σ⁺: from ⟨L⟩, needed for the drift anyway */
     mean_measurements(P, inv_sigma, mean_L, w, dt, dY);
+#endif
     double log_factor[D], top = -INFINITY;
     UNROLL
     for (int a = 0; a < D; a++) {

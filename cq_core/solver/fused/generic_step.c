@@ -4,7 +4,8 @@
  *
  * cq_core/solver/fused/codegen.py writes, above this file, the model's part: the sizes NC
  * (classical components), D (levels), M (Wiener processes), NLC (coupled components), the
- * flags DIAG, DENSITY and KRAUS, the array COUPLED[NLC], and two functions of one classical
+ * flags DIAG, DENSITY, KRAUS and NOISE_VARIES (the noise shape's pseudo-inverse depends on z),
+ * the array COUPLED[NLC], and two functions of one classical
  * point z (generated from the SymPy model, common subexpressions shared):
  *
  *   cq_point(z, flow, H, L, K, K2, S, P) the Hamiltonian flow {Z_j, H_C} (NC), H_I, the coupled
