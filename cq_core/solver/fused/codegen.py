@@ -212,6 +212,11 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
     }
     if not diagonal:
         masks["NZ_M"] = _kraus_structure(masks, d)
+    real_diagonal = all(
+        flag in ("0", "1") and (flag == "0" or x % (d + 1) == 0)
+        for name in ("NZ_K", "NZ_K2")
+        for x, flag in enumerate(masks[name])
+    )
     replacements, reduced = sympy.cse([v for _, v in outputs], optimizations="basic")
     op = "double" if diagonal else "cplx"
     lines = [
@@ -237,6 +242,7 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
     lines += [f"    (void)z_0; return ({inside}) ? 1 : 0;", "}", ""]
     varies = any(not sympy.sympify(x).is_constant() for x in S_pinv)
     sizes = {"NC": n, "D": d, "M": m, "NLC": len(coupled), "NOISE_VARIES": int(varies)}
+    sizes["REAL_DIAGONAL_K"] = int(real_diagonal and not diagonal)
     return "\n".join(lines), sizes, coupled
 
 

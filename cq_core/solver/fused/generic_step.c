@@ -4,7 +4,8 @@
  *
  * cq_core/solver/fused/codegen.py writes, above this file, the model's part: the sizes NC
  * (classical components), D (levels), M (Wiener processes), NLC (coupled components), the
- * flags DIAG, DENSITY, KRAUS and NOISE_VARIES (the noise shape's pseudo-inverse depends on z),
+ * flags DIAG, DENSITY, KRAUS, NOISE_VARIES (the noise shape's pseudo-inverse depends on z) and
+ * REAL_DIAGONAL_K (full operators whose K_i are all real and diagonal),
  * the array COUPLED[NLC], and two functions of one classical
  * point z (generated from the SymPy model, common subexpressions shared):
  *
