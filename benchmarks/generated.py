@@ -1,15 +1,17 @@
 """The kernel generated from a model's SymPy description: issue 22's workloads × noise floor.
 
-Each workload runs ``simulate(..., save_every=10)`` (dt = 1e-4) with ``backend="generated"``,
-next to the NumPy reference path and — for the seed workload — the hand-written C kernel, and
-next to its noise floor (``default_rng().standard_normal`` of the same count), interleaved in
-one process. Ratios are CPU time / floor time (least of the runs, and the median of paired
-ratios). Build times are wall seconds of ``load_kernel`` in fresh processes: the first with an
-empty cache (SymPy, code generation, the C compiler), the second from the cache.
+Each workload runs ``simulate(..., save_every=10)`` (dt = 1e-4) with ``backend="generated"``
+(its keyed noise drawn inside the kernel), next to the NumPy reference path and — for the seed
+workload — the hand-written C kernel (``backend="auto"`` picks it there), and next to its noise
+floor (``default_rng().standard_normal`` of the same count), interleaved in one process. Ratios
+are CPU time / floor time (least of the runs, and the median of paired ratios). Build times are
+wall seconds of ``load_kernel`` in fresh processes: the first with an empty cache (SymPy, code
+generation, the C compiler), the second from the cache.
 
-Until ``from_hamiltonian`` gives the built-in models their SymbolicModel, the descriptions come
-from ``tests/solver/symbolic_models.py``. ``python -m benchmarks.generated [--quick]`` runs this
-part alone and prints a Markdown table.
+The built-in models run as ``cq_core.get_model`` gives them (their SymPy description built only
+when a kernel is generated); the oscillator of docs/models.md is the user model of
+``tests/solver/symbolic_models.py``. ``python -m benchmarks.generated [--quick]`` runs this part
+alone and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ WORKLOADS = {
 
 
 def _model(name: str, params: dict[str, Any]) -> cq_core.Model:
+    if name != "oscillator":
+        return cq_core.get_model(name, **params)
     if str(SYMBOLIC_HELPERS) not in sys.path:
         sys.path.insert(0, str(SYMBOLIC_HELPERS))
-    from symbolic_models import builtin, oscillator
+    from symbolic_models import oscillator
 
-    return oscillator(**params) if name == "oscillator" else builtin(name, **params)
+    return oscillator(**params)
 
 
 def throughput(n_traj: int, n_steps: int, rounds: int) -> dict[str, Any]:
@@ -84,15 +88,10 @@ def throughput(n_traj: int, n_steps: int, rounds: int) -> dict[str, Any]:
 
 _BUILD_CHILD = textwrap.dedent(
     """
-    import dataclasses, json, sys, time
-    sys.path.insert(0, {helpers!r})
+    import json, sys, time
     import cq_core
     from cq_core.solver.fused import build
-    model = cq_core.get_model("linear", omega=3.0)
-    def symbolic():
-        from symbolic_models import BUILDERS
-        return BUILDERS["linear"](**model.params)
-    model = dataclasses.replace(model, symbolic=symbolic)
+    model = cq_core.get_model("linear", omega=3.0)  # its SymPy description built if needed
     start = time.perf_counter()
     build.load_kernel(model, diagonal=False, density={density})
     print(json.dumps({{"wall_s": time.perf_counter() - start, "sympy": "sympy" in sys.modules}}))
@@ -106,7 +105,7 @@ def build_times() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "CQ_KERNEL_CACHE": cache}
         for mode in ("pure", "density"):
-            code = _BUILD_CHILD.format(helpers=str(SYMBOLIC_HELPERS), density=mode == "density")
+            code = _BUILD_CHILD.format(density=mode == "density")
             runs = []
             for _ in range(2):
                 done = subprocess.run(

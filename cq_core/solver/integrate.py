@@ -25,7 +25,7 @@ import numpy as np
 from ..models.base import Model
 from . import fused
 from .fused import generated
-from .noise import BrownianIncrements
+from .noise import BrownianIncrements, sfc64_states
 from .operators import StepOperators, noise_term
 from .schemes import SCHEMES
 from .settings import FUSED_GROUP_TRAJECTORIES, NOISE_CHUNK_STEPS, RunSettings
@@ -96,6 +96,14 @@ def integrate(
     s = settings
     N, dt = s.n_traj, s.dt
     mean_field = s.mode == "mean_field"
+    if (
+        s.backend == fused.GENERATED
+        and increments is None
+        and not mean_field
+        and generated.draws_keyed_noise(model, s.mode)
+    ):  # the kernel draws the keyed noise itself, from the trajectories' generator states
+        rng = sfc64_states(s.base_seed, s.seed, s.first_trajectory, N)
+        return _integrate_compiled(model, s, None, None, progress, rng=rng)
     keyed = None  # the engine's own noise, which a fused kernel draws group by group
     if increments is None and not mean_field:
         keyed = BrownianIncrements(
@@ -154,8 +162,25 @@ def integrate(
     return Trajectories(classical_out, quantum_out, status, status_step)
 
 
+FUSED_NOISE_BYTES = 512 * 2**10
+"""The keyed noise a fused kernel's group of trajectories reads per call, drawn just before:
+it stays in the 1 MiB L2 cache of this kind of machine."""
+
+
+def keyed_chunk_steps(n_noises: int) -> int:
+    """Steps of keyed noise drawn per trajectory at once on the compiled path.
+
+    Each trajectory's generator is one NumPy call per chunk (about 1.5 µs of overhead, as much
+    as drawing 100 Gaussians): with one or two Wiener processes, :data:`NOISE_CHUNK_STEPS`
+    steps would make that overhead a third of the noise's cost, so the chunk grows until a
+    group's noise fills :data:`FUSED_NOISE_BYTES`. Chunks never change a number.
+    """
+    fits = FUSED_NOISE_BYTES // (8 * n_noises * FUSED_GROUP_TRAJECTORIES)
+    return max(NOISE_CHUNK_STEPS, fits)
+
+
 def _integrate_compiled(
-    model: Model, s: RunSettings, draw_rows, increments, progress
+    model: Model, s: RunSettings, draw_rows, increments, progress, rng=None
 ) -> Trajectories:
     """:func:`integrate` through a fused kernel of :mod:`cq_core.solver.fused` (same noise).
 
@@ -164,7 +189,8 @@ def _integrate_compiled(
     noise is drawn just before the kernel reads it, while it is still in cache (a whole
     chunk's, 12 MB for 2000 trajectories, is not); increments given by the caller are drawn
     for every row at once. Groups never change a number: every trajectory has its own
-    generator.
+    generator. With ``rng`` (the generators' SFC64 states) the generated kernel draws the
+    same keyed noise itself.
     """
     if s.backend == fused.GENERATED:
         state = generated.initial_state(model, s.mode, s.n_traj)
@@ -173,7 +199,7 @@ def _integrate_compiled(
         )
         advance = generated.prepare(
             model, s.mode, s.sigma, s.excess, s.dt, s.saved_steps, Z, state,
-            classical_out, quantum_out, status, status_step,
+            classical_out, quantum_out, status, status_step, rng,
         )  # fmt: skip
     else:
         code, params, table = model.compiled_form
@@ -186,22 +212,27 @@ def _integrate_compiled(
             s.dt, s.saved_steps, classical_out, quantum_out, status, status_step,
         )  # fmt: skip
     N, step = s.n_traj, 0
-    # one buffer for every group's keyed noise, reused (a fresh 384 KiB array per group is
-    # an mmap and page faults each time where malloc keeps no such block, as in Dask workers)
-    group_noise = (
-        np.empty(FUSED_GROUP_TRAJECTORIES * NOISE_CHUNK_STEPS * model.n_noises)
-        if draw_rows is not None
-        else None
-    )
+    chunk_steps = NOISE_CHUNK_STEPS
+    group_noise = None
+    if rng is not None or draw_rows is not None:
+        chunk_steps = keyed_chunk_steps(model.n_noises)
+    if rng is None and draw_rows is not None:
+        # one buffer for every group's keyed noise, reused (a fresh array of hundreds of KiB
+        # per group is an mmap and page faults each time where malloc keeps no such block,
+        # as in Dask workers)
+        group_noise = np.empty(FUSED_GROUP_TRAJECTORIES * chunk_steps * model.n_noises)
     while step < s.n_steps:
-        chunk = min(NOISE_CHUNK_STEPS, s.n_steps - step)
+        chunk = min(chunk_steps, s.n_steps - step)
         given = None  # increments from the caller come for every row at once
         if s.mode == "mean_field":  # deterministic: the kernel reads no noise
             given = np.zeros((N, chunk, model.n_noises))
-        elif draw_rows is None:
+        elif draw_rows is None and rng is None:
             given = np.ascontiguousarray(increments(chunk).transpose(1, 0, 2))  # (N, chunk, m)
         for start in range(0, N, FUSED_GROUP_TRAJECTORIES):
             stop = min(N, start + FUSED_GROUP_TRAJECTORIES)
+            if rng is not None:  # drawn in the kernel
+                advance(start, stop, None, step, chunk)
+                continue
             if given is None:
                 shape = (stop - start, chunk, model.n_noises)
                 dW = group_noise[: np.prod(shape)].reshape(shape)

@@ -14,7 +14,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
 
-__all__ = ["BrownianIncrements", "trajectory_generator", "trajectory_states"]
+__all__ = [
+    "BrownianIncrements",
+    "sfc64_states",
+    "trajectory_generator",
+    "trajectory_states",
+]
 
 
 def trajectory_generator(base_seed: int, seed: int, trajectory: int) -> np.random.Generator:
@@ -105,6 +110,28 @@ def trajectory_states(base_seed: int, seed: int, first: int, n_traj: int) -> np.
         words = [state(pool[i % _POOL_WORDS]) for i in range(2 * _SFC64_SEED_WORDS)]
     low, high = np.stack(words[0::2], axis=1), np.stack(words[1::2], axis=1)
     return low.astype(np.uint64) | (high.astype(np.uint64) << np.uint64(32))
+
+
+_SFC64_WARM_UP = 12
+
+
+def sfc64_states(base_seed: int, seed: int, first: int, n_traj: int) -> np.ndarray:
+    """The seeded SFC64 states (a, b, c, counter) of trajectories ``first … first + n_traj −
+    1``, shape (n_traj, 4) uint64: what ``trajectory_generator(base_seed, seed, i)
+    .bit_generator.state["state"]`` holds, bit for bit (SFC64 seeding: the three seed words,
+    counter 1, then 12 rounds), for all rows at once. A compiled kernel draws the keyed noise
+    from these (``cq_core/solver/fused/run_loop.c``).
+    """
+    words = trajectory_states(base_seed, seed, first, n_traj)
+    a, b, c = (words[:, k].copy() for k in range(_SFC64_SEED_WORDS))
+    counter = np.ones(n_traj, dtype=np.uint64)
+    for _ in range(_SFC64_WARM_UP):
+        out = a + b + counter
+        counter += np.uint64(1)
+        a = b ^ (b >> np.uint64(11))
+        b = c + (c << np.uint64(3))
+        c = ((c << np.uint64(24)) | (c >> np.uint64(40))) + out
+    return np.stack([a, b, c, counter], axis=1)
 
 
 class _SeedWords(ISeedSequence):

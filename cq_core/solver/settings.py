@@ -233,7 +233,7 @@ def memory_estimate(model: Model, settings: RunSettings) -> int:
     state = 16 * (d * d if settings.mode == "density" else d)  # bytes per trajectory
     output = settings.n_saved * (8 * n + state)
     chunk = min(NOISE_CHUNK_STEPS, settings.n_steps)
-    if settings.backend in fused.BACKENDS:  # noise drawn group by group; state in place
+    if settings.backend in (*fused.BACKENDS, fused.GENERATED):  # noise by groups; state in place
         group = 8 * m * chunk * min(N, FUSED_GROUP_TRAJECTORIES)
         return N * (output + 2 * (state + 8 * n)) + group
     copies = WORKING_COPIES.get(settings.method, max(WORKING_COPIES.values()))

@@ -108,16 +108,11 @@ def test_backend_generated_refuses_what_it_does_not_cover(settings, why):
 
 _CHILD = textwrap.dedent(
     """
-    import dataclasses, json, sys
-    sys.path.insert(0, {here!r})
+    import json, sys
     import cq_core
-    model = cq_core.get_model("linear", omega=3.0)
-    def symbolic():
-        from symbolic_models import BUILDERS
-        return BUILDERS["linear"](**model.params)
-    model = dataclasses.replace(model, symbolic=symbolic)  # built only if called
+    model = cq_core.get_model("linear", omega=3.0)  # its SymPy description: built if needed
     cq_core.simulate(model, sigma=1.0, n_traj=2, t_final=0.01, dt=1e-3, seed=0)
-    print(json.dumps({{"sympy": "sympy" in sys.modules}}))
+    print(json.dumps({"sympy": "sympy" in sys.modules}))
     """
 )
 
@@ -126,7 +121,7 @@ _CHILD = textwrap.dedent(
 def test_the_kernel_is_built_once_and_loaded_from_the_cache_without_sympy(tmp_path):
     """First process: generate and compile; second: load only (and never import SymPy)."""
     env = {**os.environ, "CQ_KERNEL_CACHE": str(tmp_path)}
-    code = _CHILD.format(here=str(HERE))
+    code = _CHILD
     runs = []
     for _ in range(2):
         done = subprocess.run(
@@ -183,3 +178,38 @@ def test_a_kernel_that_cannot_be_built_is_a_clear_error_or_a_warning(monkeypatch
     with pytest.warns(RuntimeWarning, match="could not be built"):
         ds = cq_core.simulate(model, **run)
     assert ds.attrs["backend"] == "numpy"
+
+
+KEYED_RUNS = [
+    (lambda: builtin("linear", omega=3.0), "pure", {}),
+    (lambda: builtin("sqrt_potential", p0=-3.0), "pure", {"sigma": 0.5}),  # exits q > 0
+    (lambda: builtin("mass_superposition"), "pure", {"sigma": 0.02, "dt": 1e-4}),  # m = 3
+    (oscillator, "density", {"excess": 0.3}),
+]
+
+
+@pytest.mark.skipif(build.npyrandom() is None, reason="NumPy ships no libnpyrandom.a")
+@pytest.mark.parametrize(("build_model", "mode", "extra"), KEYED_RUNS)
+def test_the_noise_the_kernel_draws_is_the_keyed_noise_bit_for_bit(build_model, mode, extra):
+    from cq_core.solver.fused import generated
+    from cq_core.solver.integrate import integrate
+    from cq_core.solver.noise import BrownianIncrements
+    from cq_core.solver.settings import check_run
+
+    model = build_model()
+    assert generated.draws_keyed_noise(model, mode)
+    run = dict(sigma=1.0, n_traj=150, t_final=0.3, dt=1e-3, seed=4, save_every=7)
+    run.update(base_seed=2, first_trajectory=17, mode=mode, backend="generated", **extra)
+    settings = check_run(model, **run)
+    drawn_in_kernel = integrate(model, settings)
+    keyed = BrownianIncrements(
+        base_seed=2, seed=4, first_trajectory=17, n_traj=150, n_noises=model.n_noises,
+        dt=settings.dt,
+    )  # fmt: skip
+    read_from_numpy = integrate(model, settings, increments=keyed.draw)
+    for field in ("classical", "quantum", "status", "status_step"):
+        np.testing.assert_array_equal(
+            getattr(drawn_in_kernel, field), getattr(read_from_numpy, field), err_msg=field
+        )
+    if model.name == "sqrt_potential":
+        assert (drawn_in_kernel.status == 1).any()  # frozen trajectories draw no more

@@ -115,3 +115,19 @@ def test_rows_drawn_into_a_reused_buffer_are_the_same_numbers():
         reused.draw_rows(0, 4, 8, out=buffer[:, :4])  # wrong shape
     with pytest.raises(ValueError, match=r"C-contiguous"):
         reused.draw_rows(0, 4, 4, out=np.empty((4, 8, 3))[:, ::2])  # strided
+
+
+@pytest.mark.parametrize(
+    ("base_seed", "seed", "first", "n_traj"), [(0, 0, 0, 64), (7, 3, 2**32 - 3, 6)]
+)
+def test_sfc64_states_are_the_seeded_generators_states(base_seed, seed, first, n_traj):
+    """The states a compiled kernel draws from are those of the trajectories' generators."""
+    from cq_core.solver.noise import sfc64_states, trajectory_generator
+
+    expected = np.stack(
+        [
+            trajectory_generator(base_seed, seed, i).bit_generator.state["state"]["state"]
+            for i in range(first, first + n_traj)
+        ]
+    )
+    np.testing.assert_array_equal(sfc64_states(base_seed, seed, first, n_traj), expected)

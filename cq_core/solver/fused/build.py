@@ -1,8 +1,9 @@
 """Build a model's generated kernel on first use, cached on disk across processes.
 
 A kernel is keyed by what determines its source: the shared C (``generic_step.c``,
-``run_loop.c``), the
-flags (diagonal, density) and the model. A model with a ``symbolic`` description is keyed by
+``diagonal_step.c``, ``kraus_step.c``, ``run_loop.c``) and the code that writes it
+(``codegen.py``, ``ziggurat.py``), the flags (diagonal, density, mean field), NumPy's version
+(its ziggurat tables) and the model. A model with a ``symbolic`` description is keyed by
 its SymPy text (``srepr``); a built-in model whose ``symbolic`` is a zero-argument function
 (built only when called) by its name and parameters, so that a cached run never builds the
 SymPy expressions nor imports SymPy. On a miss the source is generated (:mod:`.codegen`,
@@ -17,6 +18,7 @@ processes building the same kernel at once do not see each other's half-written 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -26,7 +28,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ...models import MODELS, Model, params_to_json
+from ...models.symbolic import LazySymbolicModel
 
 __all__ = ["COMPILE_FLAGS", "cache_dir", "compiler", "load_kernel", "symbolic_of"]
 
@@ -39,7 +44,17 @@ COMPILE_FLAGS = (
     "-fno-math-errno",
     "-fcx-limited-range",  # complex products as written (no inf/NaN recovery calls)
 )
-_TEMPLATE = tuple(Path(__file__).with_name(name) for name in ("generic_step.c", "run_loop.c"))
+_TEMPLATE = tuple(
+    Path(__file__).with_name(name)
+    for name in (
+        "generic_step.c",
+        "diagonal_step.c",
+        "kraus_step.c",
+        "run_loop.c",
+        "codegen.py",
+        "ziggurat.py",
+    )
+)  # what a kernel's source is made by: part of its key
 _LOADED: dict[str, Any] = {}  # key → the loaded cq_run, per process
 
 _PTR, _INT, _DOUBLE = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
@@ -61,24 +76,54 @@ def compiler() -> str | None:
     return None
 
 
+def npyrandom() -> Path | None:
+    """NumPy's static ``libnpyrandom.a`` (its random distributions, shipped in the wheel for C
+    extensions), whose ziggurat tables let a kernel draw the keyed noise itself (:mod:`.ziggurat`);
+    None if not shipped."""
+    library = Path(np.random.__file__).with_name("lib") / "libnpyrandom.a"
+    return library if library.is_file() else None
+
+
 def symbolic_of(model: Model) -> Any:
     """The model's SymbolicModel (calling a lazy ``symbolic``), or None."""
     symbolic = model.symbolic
     return symbolic() if callable(symbolic) else symbolic
 
 
+@functools.cache
+def _makers() -> str:
+    """The digest of the files a kernel's source is made by and NumPy's version (read once)."""
+    text = json.dumps([[p.read_text() for p in _TEMPLATE], str(npyrandom()), np.__version__])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_DESCRIPTIONS: dict[int, tuple[Any, list[str]]] = {}  # id → (SymbolicModel, its SymPy text)
+
+
+def _description(symbolic: Any) -> list[str]:
+    """A SymbolicModel's SymPy text (``srepr``), computed once per object: a run asks for its
+    kernel several times, and printing a model costs milliseconds."""
+    held = _DESCRIPTIONS.get(id(symbolic))
+    if held is not None and held[0] is symbolic:
+        return held[1]
+    import sympy  # a SymbolicModel holds SymPy objects: SymPy is loaded already
+
+    s = symbolic
+    what = [sympy.srepr(x) for x in (s.positions, s.momenta, s.H_C, s.H_I, s.noise)]
+    what.append(sympy.srepr(s.domain) if s.domain is not None else "")
+    _DESCRIPTIONS[id(symbolic)] = (symbolic, what)  # holding it keeps its id from being reused
+    return what
+
+
 def _key(model: Model, diagonal: bool, density: bool, mean_field: bool = False) -> str:
     """What the kernel's source depends on, hashed, without generating it."""
-    if callable(model.symbolic) and model.name in MODELS:
+    lazy = callable(model.symbolic) or isinstance(model.symbolic, LazySymbolicModel)
+    if lazy and model.name in MODELS:  # a built-in: its description follows from name, params
         what = ["builtin", model.name, params_to_json(model.params)]
     else:
-        import sympy  # a SymbolicModel holds SymPy objects: SymPy is loaded already
-
-        s = model.symbolic
-        what = [sympy.srepr(x) for x in (s.positions, s.momenta, s.H_C, s.H_I, s.noise)]
-        what.append(sympy.srepr(s.domain) if s.domain is not None else "")
+        what = _description(model.symbolic)
     flags = [diagonal, density, mean_field]
-    text = json.dumps([[p.read_text() for p in _TEMPLATE], COMPILE_FLAGS, *flags, what])
+    text = json.dumps([_makers(), COMPILE_FLAGS, *flags, what])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -130,18 +175,27 @@ def load_kernel(model: Model, *, diagonal: bool, density: bool, mean_field: bool
             library = None
     if library is None:
         from .codegen import generate_source  # SymPy: only on a cache miss
+        from .ziggurat import tables
 
+        library_path = npyrandom()
         source = generate_source(
-            symbolic_of(model), diagonal=diagonal, density=density, mean_field=mean_field
+            symbolic_of(model),
+            diagonal=diagonal,
+            density=density,
+            mean_field=mean_field,
+            ziggurat_tables=tables(library_path) if library_path is not None else None,
         )
         library = _compile(source, directory)
         _write(index, library.name)
-    run = ctypes.CDLL(str(library)).cq_run
+    shared = ctypes.CDLL(str(library))
+    run = shared.cq_run
     run.restype = ctypes.c_int
     run.argtypes = [
         _INT, _INT, _DOUBLE, _DOUBLE, _DOUBLE, _INT,  # N, chunk, dt, sigma, excess, first_step
         _PTR, _INT, _PTR, _PTR, _PTR,  # saved, T, Z, state, dW
         _PTR, _PTR, _PTR, _PTR,  # classical_out, quantum_out, status, status_step
+        _PTR, _DOUBLE,  # rng (SFC64 states, or NULL: read dW), noise_scale
     ]  # fmt: skip
+    run.keyed_noise = bool(ctypes.c_int.in_dll(shared, "cq_keyed_noise").value)
     _LOADED[key] = run
     return run

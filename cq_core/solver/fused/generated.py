@@ -18,7 +18,7 @@ import numpy as np
 from ...models import Model
 from .build import compiler, load_kernel
 
-__all__ = ["covers", "initial_state", "load", "prepare"]
+__all__ = ["covers", "draws_keyed_noise", "initial_state", "load", "prepare"]
 
 MAX_LEVELS = 16
 """Full (non-diagonal) operators are covered up to d = 16 (stack arrays of d² entries)."""
@@ -47,6 +47,12 @@ def load(model: Model, mode: str):
     return load_kernel(
         model, diagonal=model.diagonal, density=mode == "density", mean_field=mode == "mean_field"
     )
+
+
+def draws_keyed_noise(model: Model, mode: str) -> bool:
+    """Whether the model's kernel for ``mode`` draws the keyed noise itself (``rng`` of
+    :func:`prepare`): where NumPy ships ``libnpyrandom.a`` to link, not in mean-field mode."""
+    return mode != "mean_field" and load(model, mode).keyed_noise
 
 
 def initial_state(model: Model, mode: str, n_traj: int) -> np.ndarray:
@@ -87,8 +93,16 @@ def prepare(
     quantum_out: np.ndarray,
     status: np.ndarray,
     status_step: np.ndarray,
-) -> Callable[[int, int, np.ndarray, int], None]:
-    """Bind a run's arrays to the model's kernel; ``advance`` moves rows in place."""
+    rng: np.ndarray | None = None,
+) -> Callable[..., None]:
+    """Bind a run's arrays to the model's kernel; ``advance`` moves rows in place.
+
+    ``advance(start, stop, dW, first_step, chunk=None)`` runs ``dW.shape[1]`` steps on the
+    increments ``dW`` (rows, steps, m) or, with ``dW=None``, ``chunk`` steps on the keyed noise
+    the kernel draws itself from ``rng`` (N, 4) uint64, the SFC64 states of
+    :func:`cq_core.solver.noise.sfc64_states`, advanced in place (needs
+    :func:`draws_keyed_noise`).
+    """
     run = load(model, mode)
     N, n = Z.shape
     d, m, T = model.dim, model.n_noises, saved_steps.shape[0]
@@ -105,16 +119,29 @@ def prepare(
         (_address("status", status, np.int8, (N,)), 1),
         (_address("status_step", status_step, np.int64, (N,)), 8),
     ]
-    keep = (saved_steps, Z, state, classical_out, quantum_out, status, status_step)
+    keep = (saved_steps, Z, state, classical_out, quantum_out, status, status_step, rng)
+    rng_at = None
+    if rng is not None:
+        if not run.keyed_noise:
+            raise ValueError(f"model {model.name!r}: this kernel cannot draw the keyed noise")
+        rng_at = _address("rng", rng, np.uint64, (N, 4))
+    noise_scale = float(np.sqrt(dt))
 
-    def advance(start: int, stop: int, dW: np.ndarray, first_step: int) -> None:
+    def advance(
+        start: int, stop: int, dW: np.ndarray | None, first_step: int, chunk: int | None = None
+    ) -> None:
         if not 0 <= start <= stop <= N:
             raise ValueError(f"rows {start}…{stop - 1} are not rows of the {N} trajectories")
-        chunk = dW.shape[1] if dW.ndim == 3 else -1
-        dW_at = _address("dW", dW, np.float64, (stop - start, chunk, m))
         z_at, q_at, c_at, o_at, st_at, ss_at = (at + start * size for at, size in rows)
+        if dW is None:
+            if rng_at is None or chunk is None:
+                raise ValueError("advance without dW needs rng (prepare) and chunk")
+            dW_at, draw_at = None, rng_at + 32 * start
+        else:
+            chunk = dW.shape[1] if dW.ndim == 3 else -1
+            dW_at, draw_at = _address("dW", dW, np.float64, (stop - start, chunk, m)), None
         run(stop - start, chunk, dt, sigma, excess, first_step, saved_at, T, z_at, q_at, dW_at,
-            c_at, o_at, st_at, ss_at)  # fmt: skip
+            c_at, o_at, st_at, ss_at, draw_at, noise_scale)  # fmt: skip
 
     advance.arrays = keep  # the C code holds their addresses: keep them alive
     return advance

@@ -1,9 +1,12 @@
 /*
- * The step loop of the generated kernel: one loop for every model, specialised at compile time.
+ * The common part of the generated kernel: one loop for every model, specialised at compile
+ * time (the quantum steps are in diagonal_step.c and kraus_step.c, the loop in run_loop.c).
  *
  * cq_core/solver/fused/codegen.py writes, above this file, the model's part: the sizes NC
  * (classical components), D (levels), M (Wiener processes), NLC (coupled components), the
- * flags DIAG, DENSITY and KRAUS, the array COUPLED[NLC], and two functions of one classical
+ * flags DIAG, DENSITY, KRAUS, NOISE_VARIES (the noise shape's pseudo-inverse depends on z) and
+ * REAL_DIAGONAL_K (full operators whose K_i are all real and diagonal),
+ * the array COUPLED[NLC], and two functions of one classical
  * point z (generated from the SymPy model, common subexpressions shared):
  *
  *   cq_point(z, flow, H, L, K, K2, S, P) the Hamiltonian flow {Z_j, H_C} (NC), H_I, the coupled
@@ -57,6 +60,14 @@ typedef double complex cplx;
 #define QOUT (2 * D)
 #endif
 
+/* Small operators (D <= 4) are unrolled completely, so that the structure masks (NZ_*) are
+   resolved at compile time and their zero parts cost nothing; larger ones keep their loops. */
+#if D <= 4
+#define UNROLL _Pragma("GCC unroll 64")
+#else
+#define UNROLL
+#endif
+
 #if DIAG
 typedef double op_t;
 #else
@@ -76,59 +87,31 @@ static int64_t first_slot_at(const int64_t *saved, int64_t n_saved, int64_t valu
     return low;
 }
 
-#if !DIAG
-/* X v for an operator entry X whose structure is `nz` (bit 1: real part not identically
-   zero, bit 2: imaginary part): a real or imaginary entry costs two products, not four. With
-   the masks constant and the loops unrolled, the compiler resolves these branches. */
-static inline cplx entry_times(cplx X, unsigned char nz, cplx v)
+/* `yes` if `choose`, else `no`, by bit masks: a compiler turns `choose ? yes : no` into a
+   branch, mispredicted half the time when `choose` is a coin flip (which level is larger). */
+static inline double select_double(int choose, double yes, double no)
 {
-    if (nz == 3)
-        return X * v;
-    if (nz == 1)
-        return creal(X) * v;
-    if (nz == 2)
-        return cimag(X) * (-cimag(v) + I * creal(v));
-    return 0.0;
+    uint64_t yes_bits, no_bits, mask = (uint64_t)0 - (uint64_t)(choose != 0);
+    memcpy(&yes_bits, &yes, sizeof yes_bits);
+    memcpy(&no_bits, &no, sizeof no_bits);
+    const uint64_t bits = (yes_bits & mask) | (no_bits & ~mask);
+    double chosen;
+    memcpy(&chosen, &bits, sizeof chosen);
+    return chosen;
 }
 
-/* y = X x for a D × D matrix X. */
-static inline void matvec(const cplx *X, const unsigned char *nz, const cplx *x, cplx *y)
+/* 0.0 if x is finite, else NaN: sums of these test many values with one comparison and no
+   branch (every step pays for its checks). */
+static inline double finite_zero(double x)
 {
-    for (int a = 0; a < D; a++) {
-        cplx acc = 0.0;
-        for (int b = 0; b < D; b++)
-            if (nz[a * D + b])
-                acc += entry_times(X[a * D + b], nz[a * D + b], x[b]);
-        y[a] = acc;
-    }
+    return x * 0.0;
 }
-
-/* Re ⟨O⟩ = Re ψ† O ψ (pure) or Re Tr(O ρ) (density). */
-static inline double expect(const cplx *O, const unsigned char *nz, const cplx *q)
-{
-    double acc = 0.0;
-#if DENSITY
-    for (int a = 0; a < D; a++)
-        for (int b = 0; b < D; b++)
-            if (nz[a * D + b])
-                acc += creal(entry_times(O[a * D + b], nz[a * D + b], q[b * D + a]));
-#else
-    for (int a = 0; a < D; a++) {
-        cplx row = 0.0;
-        for (int b = 0; b < D; b++)
-            if (nz[a * D + b])
-                row += entry_times(O[a * D + b], nz[a * D + b], q[b]);
-        acc += creal(conj(q[a]) * row);
-    }
-#endif
-    return acc;
-}
-#endif
 
 /* The record dY_i = dW_i + 2⟨K_i⟩ dt with ⟨K_i⟩ = ½ Σ_j (σ⁺)_ij ⟨L_j⟩, σ⁺ = P / sigma. */
 static inline void mean_measurements(const double *P, double inv_sigma, const double *mean_L,
                                      const double *w, double dt, double *dY)
 {
+    UNROLL
     for (int i = 0; i < M; i++) {
         double acc = 0.0;
         for (int j = 0; j < NLC; j++)
@@ -137,210 +120,47 @@ static inline void mean_measurements(const double *P, double inv_sigma, const do
     }
 }
 
-/* One quantum step from q (the state) into out; returns 0 if the result is not finite. The
-   expectations ⟨L_j⟩ go to mean_L. K, K2 already scaled to the run's sigma. */
-static inline int quantum_step(const double *q_in, double *out, const op_t *H, const op_t *L,
-                               const op_t *K, const op_t *K2, const double *P, double inv_sigma,
-                               const double *w, double dt, double excess, double *mean_L)
+
+/* sin x and cos x in one call where the compiler offers it (GCC, Clang: sincos). */
+static inline void sine_cosine(double x, double *sine, double *cosine)
 {
-    double dY[M];
-#if DIAG
-#if DENSITY
-    const double *rho_modulus = q_in; /* then the phases */
-    double pop[D];
-    for (int a = 0; a < D; a++)
-        pop[a] = rho_modulus[a * D + a];
+#if defined(__GNUC__)
+    __builtin_sincos(x, sine, cosine);
 #else
-    const double *pop = q_in, *theta = q_in + D;
-#endif
-    for (int j = 0; j < NLC; j++) {
-        double acc = 0.0;
-        for (int a = 0; a < D; a++)
-            acc += L[j * D + a] * pop[a];
-        mean_L[j] = acc;
-    }
-    mean_measurements(P, inv_sigma, mean_L, w, dt, dY);
-    double log_factor[D], top = -INFINITY;
-    for (int a = 0; a < D; a++) {
-        double acc = 0.0;
-        for (int i = 0; i < M; i++)
-            acc += dY[i] * K[i * D + a];
-        acc -= dt * K2[a];
-        log_factor[a] = acc;
-        top = acc > top ? acc : top;
-    }
-#if DENSITY
-    /* e_a ρ_ab e_b* = |ρ_ab| |e_a||e_b| exp(i (φ_ab − dt (H_a − H_b))): ρ is carried as moduli
-       and phases, so a step costs one exp per level and no trigonometry (ρ Hermitian by
-       construction; the complex ρ is formed only when stored) */
-    double modulus[D];
-    for (int a = 0; a < D; a++)
-        modulus[a] = exp(log_factor[a] - top);
-    const double *old_phase = q_in + D * D;
-    double *new_modulus = out, *new_phase = out + D * D;
-    double trace = 0.0;
-    for (int a = 0; a < D; a++) {
-        const int aa = a * D + a;
-        new_modulus[aa] = rho_modulus[aa] * (modulus[a] * modulus[a]);
-        new_phase[aa] = old_phase[aa];
-        trace += new_modulus[aa];
-        for (int b = a + 1; b < D; b++) {
-            double scale = modulus[a] * modulus[b];
-            if (excess != 0.0) {
-                double gap = 0.0;
-                for (int i = 0; i < M; i++) {
-                    const double g = K[i * D + a] - K[i * D + b];
-                    gap += g * g;
-                }
-                scale *= exp(-0.5 * excess * dt * gap);
-            }
-            const int ab = a * D + b, ba = b * D + a;
-            new_modulus[ab] = new_modulus[ba] = rho_modulus[ab] * scale;
-            new_phase[ab] = old_phase[ab] - dt * (H[a] - H[b]);
-            new_phase[ba] = -new_phase[ab];
-        }
-    }
-    int finite = isfinite(trace) && trace > 0.0;
-    const double inv_trace = 1.0 / trace;
-    for (int x = 0; x < D * D; x++) {
-        new_modulus[x] *= inv_trace;
-        finite = finite && isfinite(new_modulus[x]) && isfinite(new_phase[x]);
-    }
-    return finite;
-#else
-    double total = 0.0;
-    for (int a = 0; a < D; a++) {
-        const double value = pop[a] * exp(2.0 * (log_factor[a] - top));
-        out[a] = value;
-        total += value;
-    }
-    int finite = isfinite(total) && total > 0.0;
-    for (int a = 0; a < D; a++) {
-        out[a] /= total;
-        out[D + a] = theta[a] - dt * H[a];
-        finite = finite && isfinite(out[D + a]);
-    }
-    return finite;
-#endif
-#else /* KRAUS, full matrices */
-    const cplx *q = (const cplx *)q_in;
-    for (int j = 0; j < NLC; j++)
-        mean_L[j] = expect(L + j * D * D, NZ_L, q);
-    mean_measurements(P, inv_sigma, mean_L, w, dt, dY);
-    cplx A[D * D];
-    for (int x = 0; x < D * D; x++) {
-        cplx acc = 0.0;
-        if (NZ_K[x])
-            for (int i = 0; i < M; i++)
-                acc += entry_times(K[i * D * D + x], NZ_K[x], dY[i]);
-        A[x] = acc;
-    }
-#if DENSITY
-    const double k2_scale = (1.0 + 0.5 * excess) * dt;
-    cplx Mk[D * D], T1[D * D];
-    for (int a = 0; a < D; a++)
-        for (int b = 0; b < D; b++) {
-            cplx aa = 0.0;
-            for (int c = 0; c < D; c++)
-                if (NZ_K[a * D + c] && NZ_K[c * D + b])
-                    aa += A[a * D + c] * A[c * D + b];
-            const int x = a * D + b;
-            Mk[x] = (a == b ? 1.0 : 0.0) - I * dt * H[x] - k2_scale * K2[x] + A[x] + 0.5 * aa;
-        }
-    /* T1 = M ρ, then ρ' = T1 M† */
-    for (int a = 0; a < D; a++)
-        for (int b = 0; b < D; b++) {
-            cplx acc = 0.0;
-            for (int c = 0; c < D; c++)
-                acc += Mk[a * D + c] * q[c * D + b];
-            T1[a * D + b] = acc;
-        }
-    cplx *rho_new = (cplx *)out;
-    for (int a = 0; a < D; a++)
-        for (int b = 0; b < D; b++) {
-            cplx acc = 0.0;
-            for (int c = 0; c < D; c++)
-                acc += T1[a * D + c] * conj(Mk[b * D + c]);
-            rho_new[a * D + b] = acc;
-        }
-    if (excess != 0.0) { /* ρ' += v dt Σ_i K_i ρ' K_i, on ρ' = M ρ M† as the NumPy scheme */
-        cplx extra[D * D];
-        for (int x = 0; x < D * D; x++)
-            extra[x] = 0.0;
-        for (int i = 0; i < M; i++) {
-            const cplx *Ki = K + i * D * D;
-            for (int a = 0; a < D; a++)
-                for (int b = 0; b < D; b++) {
-                    cplx acc = 0.0;
-                    for (int c = 0; c < D; c++)
-                        acc += Ki[a * D + c] * rho_new[c * D + b];
-                    T1[a * D + b] = acc;
-                }
-            for (int a = 0; a < D; a++)
-                for (int b = 0; b < D; b++) {
-                    cplx acc = 0.0;
-                    for (int c = 0; c < D; c++)
-                        acc += T1[a * D + c] * Ki[c * D + b];
-                    extra[a * D + b] += acc;
-                }
-        }
-        for (int x = 0; x < D * D; x++)
-            rho_new[x] += excess * dt * extra[x];
-    }
-    double trace = 0.0;
-    for (int a = 0; a < D; a++)
-        for (int b = a; b < D; b++) {
-            const cplx upper = 0.5 * (rho_new[a * D + b] + conj(rho_new[b * D + a]));
-            rho_new[a * D + b] = upper;
-            rho_new[b * D + a] = conj(upper);
-        }
-    for (int a = 0; a < D; a++)
-        trace += creal(rho_new[a * D + a]);
-    int finite = isfinite(trace) && trace > 0.0;
-    for (int x = 0; x < D * D; x++) {
-        rho_new[x] /= trace;
-        finite = finite && isfinite(creal(rho_new[x])) && isfinite(cimag(rho_new[x]));
-    }
-    return finite;
-#else
-    /* Mψ = ψ − i dt Hψ − dt K2ψ + Aψ + ½ A(Aψ): matrix–vector products only */
-    cplx h_psi[D], k2_psi[D], a_psi[D], aa_psi[D];
-    matvec(H, NZ_H, q, h_psi);
-    matvec(K2, NZ_K2, q, k2_psi);
-    matvec(A, NZ_K, q, a_psi);
-    matvec(A, NZ_K, a_psi, aa_psi);
-    cplx *psi_new = (cplx *)out;
-    double norm2 = 0.0;
-    for (int a = 0; a < D; a++) {
-        const cplx value = q[a] + dt * (cimag(h_psi[a]) - I * creal(h_psi[a])) - dt * k2_psi[a]
-                           + a_psi[a] + 0.5 * aa_psi[a];
-        psi_new[a] = value;
-        norm2 += creal(value) * creal(value) + cimag(value) * cimag(value);
-    }
-    const double norm = sqrt(norm2);
-    int finite = isfinite(norm) && norm > 0.0;
-    const double inv_norm = 1.0 / norm;
-    for (int a = 0; a < D; a++) {
-        psi_new[a] *= inv_norm;
-        finite = finite && isfinite(creal(psi_new[a])) && isfinite(cimag(psi_new[a]));
-    }
-    return finite;
-#endif
+    *sine = sin(x);
+    *cosine = cos(x);
 #endif
 }
 
 static inline void store_quantum(const double *q, double *out)
 {
 #if DIAG && !DENSITY && !MEANFIELD
+    UNROLL
     for (int a = 0; a < D; a++) {
         const double amplitude = sqrt(q[a]);
-        out[2 * a] = amplitude * cos(q[D + a]);
-        out[2 * a + 1] = amplitude * sin(q[D + a]);
+        double sine, cosine;
+        sine_cosine(q[D + a], &sine, &cosine);
+        out[2 * a] = amplitude * cosine;
+        out[2 * a + 1] = amplitude * sine;
     }
 #elif DIAG && DENSITY && !MEANFIELD
-    for (int x = 0; x < D * D; x++) {
-        out[2 * x] = q[x] * cos(q[D * D + x]);
-        out[2 * x + 1] = q[x] * sin(q[D * D + x]);
+    /* ρ is Hermitian (|ρ_ba| = |ρ_ab|, arg ρ_ba = −arg ρ_ab): the lower triangle mirrors; the
+       diagonal is real (its phases stay those of ψ0's populations, 0) */
+    UNROLL
+    for (int a = 0; a < D; a++) {
+        out[2 * (a * D + a)] = q[a * D + a];
+        out[2 * (a * D + a) + 1] = 0.0;
+        UNROLL
+        for (int b = a + 1; b < D; b++) {
+            const int ab = a * D + b, ba = b * D + a;
+            double sine, cosine;
+            sine_cosine(q[D * D + ab], &sine, &cosine);
+            const double re = q[ab] * cosine, im = q[ab] * sine;
+            out[2 * ab] = re;
+            out[2 * ab + 1] = im;
+            out[2 * ba] = re;
+            out[2 * ba + 1] = -im;
+        }
     }
 #else
     memcpy(out, q, sizeof(double) * QOUT);
