@@ -93,6 +93,10 @@ def _header(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+TARGET_CELLS = 200
+"""Issue 17's marginal-cost target is set for sweeps of 200 and 2,000 cells."""
+
+
 def target_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """Issue 17's targets: (target, measured, bound, met) rows."""
     rows: list[tuple[str, str, str, str]] = []
@@ -106,8 +110,9 @@ def target_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"1. marginal CPU per cell, {int(n):,} tiny cells (process tree of the whole "
                 "run, summary included, − in-process simulation) ÷ cells",
                 f"{per_cell:.3f} CPU-s ({row['cpu_s']:.1f} − {row['simulate_cpu_s']:.2f} CPU-s)",
-                f"≤ {bound} CPU-s",
-                _met(per_cell <= bound),
+                # the target is set for 200 and 2,000 cells; 20 shows the run's fixed cost
+                f"≤ {bound} CPU-s" if int(n) >= TARGET_CELLS else "— (shown for the growth)",
+                _met(per_cell <= bound) if int(n) >= TARGET_CELLS else "",
             )
         )
     default = results.get("default_sweep") or {}

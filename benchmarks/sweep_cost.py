@@ -82,7 +82,7 @@ def measure(n_cells: list[int], dry_cells: int) -> dict[str, Any]:
             n_seed = 10 if n >= 10 else 1
             config = _config(n // n_seed, n_seed)
             root = workflow_copy(Path(folder) / f"sweep-{n}", config)
-            run = run_snakemake(root, "--cores", "2")
+            run = run_snakemake(root, "--cores", "2", "--quiet", "host")  # rule blocks in the log
             rules = job_times(root)["rules"]
             simulate = simulate_cpu(sweep_cells("tiny", config["sweeps"]["tiny"], 0))
             out["per_cell"][str(n)] = {

@@ -112,6 +112,23 @@ def test_a_figure_that_cannot_draw_a_grid_fails_the_dry_run(workflow, tmp_path):
     ), result.stdout + result.stderr
 
 
+def test_two_grid_axes_need_the_rate_axis_named(workflow, tmp_path):
+    two = {"sweeps": {"tiny_lam": {"grid": {"lam": [1.0, 2.0], "phi": [0.0, 1.0]}}}}
+    unnamed = tmp_path / "two.yaml"
+    unnamed.write_text(yaml.safe_dump(two))
+    result = run_snakemake(workflow, "-n", "--configfile", str(unnamed))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert re.search(r"sweeps\.tiny_lam\.analysis\.figures\[0\]: the rate_vs_axis figure "
+                     r"needs an axis", output), output  # fmt: skip
+    named = tmp_path / "named.yaml"
+    two["sweeps"]["tiny_lam"]["analysis"] = {"rate_axis": "lam", "figures": ["rate_vs_axis"]}
+    named.write_text(yaml.safe_dump(two))
+    result = run_snakemake(workflow, "-n", "-p", "--configfile", str(named))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"--axis","lam"' in result.stdout, result.stdout  # the sweep job's step
+
+
 def test_a_finished_run_is_up_to_date(workflow):
     assert planned_jobs(workflow) == {}
 

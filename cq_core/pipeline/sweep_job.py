@@ -211,8 +211,9 @@ def _figure_step(
             "--output", files["png"].path, files["pdf"].path,
         ]  # fmt: skip
     if figure in ("histograms", "decoherence", "rate_vs_axis", "convergence"):
+        axis = settings.get("rate_axis") if figure == "rate_vs_axis" else None
         return [
-            "figure", figure, "--summary", summary, *dpi,
+            "figure", figure, "--summary", summary, *dpi, *(["--axis", axis] if axis else []),
             "--output", files["png"].path, files["pdf"].path,
         ]  # fmt: skip
     if figure == "born":
@@ -258,7 +259,8 @@ def sweep_steps(
     mean_field_manifests
         The manifests of the sweep's mean-field twin (the trajectories figures draw it).
     settings
-        Figure settings: ``dpi``, ``realisations``, and ``phase_space`` (``sigma``, ``grid``,
+        Figure settings: ``dpi``, ``realisations``, ``rate_axis`` (the axis of the
+        ``rate_vs_axis`` figure; None: its default), and ``phase_space`` (``sigma``, ``grid``,
         ``times``) when the phase-space figure is asked for.
     """
     sweep_dir = str(Path(results) / sweep)

@@ -298,10 +298,15 @@ def get_sweep_figures(sweep):
                 "the mean_field figure needs sweeps.<name>.analysis.mean_field",
             )
         try:  # what the figure can draw: grid axes, rows, series (cq_core.plots)
-            check_figure(name, _sweep_axes(sweep))
+            check_figure(name, _sweep_axes(sweep), axis=get_rate_axis(sweep))
         except ValueError as err:
             raise _figure_config_error(f"sweeps.{sweep}.analysis.figures[{i}]", str(err))
     return tuple(figures)
+
+
+def get_rate_axis(sweep):
+    """sweeps.<sweep>.analysis.rate_axis: the axis of its rate_vs_axis figure (None: default)."""
+    return (config["sweeps"][sweep].get("analysis") or {}).get("rate_axis")
 
 
 def _sweep_axes(sweep):
@@ -334,6 +339,7 @@ def get_sweep_job(sweep):
     settings = {
         "dpi": config["figures"]["dpi"],
         "realisations": config["figures"]["realisations"],
+        "rate_axis": get_rate_axis(sweep),
     }
     if "phase_space" in figures:
         settings["phase_space"] = get_phase_space_settings(SimpleNamespace(sweep=sweep))
