@@ -283,17 +283,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("histograms", "seed Fig. 2: densities of <sigma_z> at the time slices"),
         ("decoherence", "C(t) per sigma and the fitted Gamma(sigma)"),
-    ):
-        from_summary = sub(figures, name, help=help_text)
-        from_summary.add_argument("--summary", required=True, type=Path, help="summary.zarr")
-        from_summary.set_defaults(action=figure_commands.figure_summary)
-    for name, help_text in (
         ("rate_vs_axis", "Gamma against one sweep axis, with the power-law slope"),
         ("convergence", "weak error of C(t) and E<sigma_z> against dt, with the weak order"),
     ):
         from_summary = sub(figures, name, help=help_text)
         from_summary.add_argument("--summary", required=True, type=Path, help="summary.zarr")
-        from_summary.add_argument("--axis", default=None, help="the sweep axis (lam, dt, ...)")
+        if name in ("rate_vs_axis", "convergence"):
+            from_summary.add_argument("--axis", default=None, help="the sweep axis (lam, dt, …)")
         if name == "convergence":
             from_summary.add_argument("--time", type=float, default=None, help="fixed time")
         from_summary.set_defaults(action=figure_commands.figure_summary)
