@@ -124,7 +124,8 @@ def test_two_grid_axes_need_the_rate_axis_named(workflow, tmp_path):
     named = tmp_path / "named.yaml"
     two["sweeps"]["tiny_lam"]["analysis"] = {"rate_axis": "lam", "figures": ["rate_vs_axis"]}
     named.write_text(yaml.safe_dump(two))
-    result = run_snakemake(workflow, "-n", "-p", "--configfile", str(named))
+    # --quiet host in place of the default profile's list: the jobs' shell commands shown
+    result = run_snakemake(workflow, "-n", "-p", "--quiet", "host", "--configfile", str(named))
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"--axis","lam"' in result.stdout, result.stdout  # the sweep job's step
 
