@@ -250,3 +250,24 @@ def test_a_tampered_cell_store_is_never_summarised(tmp_path):
     assert str(paths[1]) in str(caught.value)
     assert "classical/zarr.json: content differs from the manifest" in str(caught.value)
     assert read_statistics(paths, changed)[1] is None  # nothing was written for it
+
+
+def test_the_fit_uses_at_most_100_evenly_spaced_times_as_the_reference_does():
+    """300 saved times: the Γ fit takes 100 of them (first and last kept), the same as the
+    independent reference; fitting every time gives a different Γ, so the test tells."""
+    from cq_core.analysis.statistics import MAX_FIT_TIMES, fit_times
+
+    times = np.arange(301) * 1e-3
+    mask = fit_times(times, None)
+    chosen = np.flatnonzero(mask)
+    assert MAX_FIT_TIMES == 100 and chosen.size == 100
+    assert chosen[0] == 1 and chosen[-1] == 300  # t > 0, first and last kept
+    assert np.ptp(np.diff(chosen)) <= 1  # evenly spaced by index
+    ds = cq_core.simulate(
+        cq_core.get_model("linear"), sigma=1.0, n_traj=200, t_final=0.3, dt=1e-3, seed=4
+    )
+    ds = ds.expand_dims(sigma=[1.0], seed=[0])
+    expected = reference_summarise(ds, time_slices=[0.0, 0.3], bins=4).compute()
+    got = summarise(ds, time_slices=[0.0, 0.3], bins=4)
+    np.testing.assert_allclose(got["gamma_fit"], expected["gamma_fit"], rtol=1e-10)
+    np.testing.assert_allclose(got["gamma_fit_se"], expected["gamma_fit_se"], rtol=1e-8)
