@@ -55,22 +55,11 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("cq_core").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def _quiet_distributed() -> None:
-    """Keep the job log readable: distributed logs every worker start and stop at INFO.
-
-    distributed sets its loggers' levels when it is first imported, so import it first.
-    """
-    import distributed  # noqa: F401
-
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-
-
 def _run_cell(args: argparse.Namespace) -> None:
     from .pipeline.cell_spec import CellSpec
     from .pipeline.cell_to_store import run_cell_to_store
     from .pipeline.locks import remove_stale_temporaries
 
-    _quiet_distributed()
     spec = CellSpec.from_json(args.spec)
     removed = remove_stale_temporaries(args.output)
     for stale in removed:

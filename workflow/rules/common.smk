@@ -223,16 +223,6 @@ def get_all_manifests():
     ]
 
 
-def get_analysis_json(wildcards):
-    """The summary settings of a sweep (time slices, bins, fit window) as canonical JSON."""
-    return json.dumps(SWEEP_ANALYSIS[wildcards.sweep], sort_keys=True, separators=(",", ":"))
-
-
-def get_summary_mem_mb(wildcards):
-    """Memory of a summary job: Dask reads the cells chunk by chunk."""
-    return 2000
-
-
 def get_all_summaries():
     """The summary of every sweep in the config."""
     return [summary_target(RESULTS, sweep) for sweep in SWEEP_CELLS]
