@@ -13,7 +13,7 @@ from matplotlib.ticker import NullFormatter
 from ..analysis.checks import SWEEP_ALPHA, check_statistics, gamma_z
 from ..analysis.grid_axes import axis_name, grid_axes, grid_points, point_attrs
 from ..analysis.power_laws import power_law_fit
-from .limits import MAX_FACET_ROWS
+from .limits import check_facets
 from .style import (
     FIGURE_STYLE,
     RATE_LABEL,
@@ -171,7 +171,7 @@ def plot_decoherence(summary: xr.Dataset) -> Figure:
     a weighted power-law fit (its slope against the expected −2). Rates in 1/(model time).
 
     A summary with one grid axis (e.g. ``phi``: variables (phi, sigma, …)) is drawn faceted:
-    one row of these two panels per value (at most :data:`MAX_FACET_ROWS`), each row titled
+    one row of these two panels per value (at most ``limits.MAX_FACET_ROWS``), each row titled
     ``phi = 5``, with shared axes so the rows compare at a glance. Two or more grid axes
     raise ``ValueError``: a grid of panels over two axes is unreadable; select one value of
     the other axes (``summary.sel(lam=1.0)``), or draw Γ against an axis with
@@ -179,17 +179,12 @@ def plot_decoherence(summary: xr.Dataset) -> Figure:
     """
     summary = summary.load()
     axes = grid_axes(summary)
-    if len(axes) > 1:
-        raise ValueError(
-            f"plot_decoherence facets one grid axis, the summary has {len(axes)}: "
-            f"{', '.join(axes)}; select one value of all but one (e.g. summary.sel("
-            f"{axes[0]}=...)) or use plot_rate_vs_axis"
-        )
-    if axes and summary.sizes[axes[0]] > MAX_FACET_ROWS:
-        raise ValueError(
-            f"plot_decoherence draws at most {MAX_FACET_ROWS} rows, grid axis {axes[0]!r} has "
-            f"{summary.sizes[axes[0]]} values: select some (summary.isel({axes[0]}=...))"
-        )
+    check_facets(
+        "decoherence",
+        {a: summary.sizes[a] for a in axes},
+        many="; select one value of all but one (summary.sel(...)) or use plot_rate_vs_axis",
+        too_long=": select some (summary.isel(...))",
+    )
     shared = _row_settings(summary)
     points = list(grid_points(summary))
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["MAX_FACET_ROWS", "MAX_SERIES", "MAX_TRAJECTORY_ROWS", "check_figure"]
+__all__ = [
+    "MAX_FACET_ROWS",
+    "MAX_SERIES",
+    "MAX_TRAJECTORY_ROWS",
+    "check_facets",
+    "check_figure",
+]
 
 MAX_FACET_ROWS = 8
 """Rows of the faceted decoherence figure (one per value of the extra axis) drawn at most."""
@@ -19,6 +25,32 @@ MAX_SERIES = 10
 
 MAX_TRAJECTORY_ROWS = 4
 """Rows (grid values) one faceted trajectory figure draws at most."""
+
+
+FACET_ROWS = {
+    "decoherence": MAX_FACET_ROWS,
+    "trajectories": MAX_TRAJECTORY_ROWS,
+    "mean_field": MAX_TRAJECTORY_ROWS,
+}
+"""The faceted figures and the rows (values of their one grid axis) each draws at most."""
+
+
+def check_facets(name: str, grid: Mapping[str, int], *, many: str = "", too_long: str = "") -> None:
+    """Whether faceted figure ``name`` (a key of :data:`FACET_ROWS`) can draw these grid
+    axes (``{axis: number of values}``, σ and seeds excluded): one axis at most, with at most
+    ``FACET_ROWS[name]`` values. ``ValueError`` otherwise; ``many`` and ``too_long`` end the
+    message of either refusal (how a caller holding the data can select)."""
+    axes = list(grid)
+    if len(axes) > 1:
+        raise ValueError(
+            f"the {name} figure facets one grid axis, the sweep has {len(axes)}: "
+            f"{', '.join(axes)}{many}"
+        )
+    if axes and grid[axes[0]] > FACET_ROWS[name]:
+        raise ValueError(
+            f"the {name} figure draws at most {FACET_ROWS[name]} rows, grid axis "
+            f"{axes[0]!r} has {grid[axes[0]]} values{too_long}"
+        )
 
 
 def _series(axes: Mapping[str, int], but: str) -> int:
@@ -40,16 +72,8 @@ def check_figure(name: str, axes: Mapping[str, int], *, axis: str | None = None)
     grid = [a for a in axes if a != "sigma"]
     if name == "histograms" and grid:
         raise ValueError(f"the histograms figure draws no grid axis; the sweep has {grid}")
-    facets = {"decoherence": MAX_FACET_ROWS, "trajectories": MAX_TRAJECTORY_ROWS}
-    facets["mean_field"] = MAX_TRAJECTORY_ROWS
-    if name in facets:
-        if len(grid) > 1:
-            raise ValueError(f"the {name} figure facets one grid axis, the sweep has {grid}")
-        if grid and axes[grid[0]] > facets[name]:
-            raise ValueError(
-                f"the {name} figure draws at most {facets[name]} rows, grid axis "
-                f"{grid[0]!r} has {axes[grid[0]]} values"
-            )
+    if name in FACET_ROWS:
+        check_facets(name, {a: axes[a] for a in grid})
     if name == "rate_vs_axis":
         if axis is None and len(grid) > 1:
             raise ValueError(f"the rate_vs_axis figure needs an axis: the sweep has {grid}")

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 
 from ..analysis.grid_axes import point_label
 from ..analysis.observables import bloch_vector
-from .limits import MAX_TRAJECTORY_ROWS
+from .limits import check_facets
 from .style import (
     FIGURE_STYLE,
     KET_L,
@@ -275,16 +275,12 @@ def _trajectory_figure(
     heading: str,
 ) -> Figure:
     axes = _cell_grid_axes(cells)
-    if len(axes) > 1:
-        raise ValueError(
-            f"the trajectory figures facet one grid axis, the sweep has {len(axes)}: "
-            f"{', '.join(axes)}; select one value of all but one (e.g. cells.sel({axes[0]}=...))"
-        )
-    if axes and cells.sizes[axes[0]] > MAX_TRAJECTORY_ROWS:
-        raise ValueError(
-            f"the trajectory figures draw at most {MAX_TRAJECTORY_ROWS} rows, grid axis "
-            f"{axes[0]!r} has {cells.sizes[axes[0]]} values: select some (cells.isel(...))"
-        )
+    check_facets(
+        "trajectories",
+        {a: cells.sizes[a] for a in axes},
+        many="; select one value of all but one (cells.sel(...))",
+        too_long=": select some (cells.isel(...))",
+    )
     mean_axes = () if mean_field is None else _cell_grid_axes(mean_field)
     if mean_field is not None and not mean_axes:
         mean_field = _pick(_one_sigma(mean_field, None), 1)

@@ -296,7 +296,7 @@ def test_trajectory_figure_has_one_row_per_phi():
     with pytest.raises(ValueError, match="at most 4 rows.*'phi' has 5"):
         plots.plot_trajectories(xr.concat([sweep, sweep, sweep.isel(phi=[0])], dim="phi"))
     two = xr.concat([sweep, sweep], dim=xr.DataArray([1.0, 2.0], dims="lam", name="lam"))
-    with pytest.raises(ValueError, match="facet one grid axis.*lam, phi"):
+    with pytest.raises(ValueError, match="facets one grid axis.*lam, phi"):
         plots.plot_trajectories(two)
 
 
