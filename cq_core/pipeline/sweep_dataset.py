@@ -189,14 +189,7 @@ def open_grid(
     varying = {key for a in axes for key in RUN_AXES.get(a, ("model_params",))}
     shared = [key for key in (*SHARED_ATTRS, "grid_base_params") if key not in varying]
     heads = [groups[point][0] for point in itertools.product(*values)]
-    for cell in heads[1:]:
-        for key in shared:
-            if cell.attrs.get(key) != first.attrs.get(key):
-                raise ValueError(
-                    f"cells {first.path} and {cell.path} differ in {key!r} "
-                    f"({first.attrs.get(key)!r} vs {cell.attrs.get(key)!r}), which no grid "
-                    "axis changes: they do not belong to one sweep"
-                )
+    _check_shared(heads, shared, ", which no grid axis changes")
     parts = {
         point: _open_point(root, groups[point], numerics_version, chunks)
         for point in itertools.product(*values)
@@ -216,6 +209,20 @@ def open_grid(
     return stack_points(parts, axes, vectors=vectors, attrs=attrs)
 
 
+def _check_shared(cells: list[StoredCell], keys: Iterable[str], why: str = "") -> None:
+    """``ValueError`` naming the first two of ``cells`` whose attribute ``key`` (of ``keys``)
+    differs, with its two values: such cells do not belong to one sweep."""
+    first = cells[0]
+    for cell in cells[1:]:
+        for key in keys:
+            if cell.attrs.get(key) != first.attrs.get(key):
+                raise ValueError(
+                    f"cells {first.path} and {cell.path} differ in {key!r} "
+                    f"({first.attrs.get(key)!r} vs {cell.attrs.get(key)!r}){why}: they do not "
+                    "belong to one sweep"
+                )
+
+
 def _record_of(store: Path, ds: xr.Dataset) -> StoredCell:
     """The metadata record of a store opened with xarray (stores of older versions)."""
     sigma, seed = float(ds["sigma"].values), int(ds["seed"].values)
@@ -229,14 +236,8 @@ def _cell_grid(
     sweep (``ValueError`` naming the attribute and both cells, or the missing cells)."""
     first = records[0]
     grid: dict[tuple[float, int], StoredCell] = {}
+    _check_shared(records, SHARED_ATTRS)
     for cell in records:
-        for key in SHARED_ATTRS:
-            if cell.attrs.get(key) != first.attrs.get(key):
-                raise ValueError(
-                    f"cells {first.path} and {cell.path} differ in {key!r} "
-                    f"({first.attrs.get(key)!r} vs {cell.attrs.get(key)!r}): they do not "
-                    "belong to one sweep"
-                )
         if numerics_version is not None and cell.attrs.get("numerics_version") != str(
             numerics_version
         ):

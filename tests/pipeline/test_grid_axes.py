@@ -230,6 +230,14 @@ def test_a_cell_of_another_grid_is_refused(tmp_path):
         cq_core.open_sweep(tmp_path / "s")
 
 
+def test_grid_points_that_differ_in_what_no_axis_changes_are_refused(tmp_path):
+    # one point written with another dt: dt is no axis here, so the points are two sweeps
+    _run(tmp_path, "s", _sweep(grid={"lam": [1.0]}, seeds=[0], sigma=[1.0]))
+    _run(tmp_path, "s", _sweep(grid={"lam": [0.5]}, seeds=[0], sigma=[1.0], dt=5.0e-4))
+    with pytest.raises(ValueError, match=r"differ in 'dt' .*which no grid axis changes"):
+        cq_core.open_sweep(tmp_path / "s")
+
+
 def test_verify_finds_grid_stores_and_names_a_misplaced_one(tmp_path):
     from cq_core.pipeline.verify import verify_results
 
