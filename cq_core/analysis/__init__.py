@@ -13,20 +13,17 @@ from .statistics import (
     cell_statistics,
     settings_hash,
 )
-from .summaries import (
-    SUMMARY_VARIABLES,
+from .summaries import SUMMARY_VARIABLES, summarise, summary_from_statistics, trajectory_mean
+from .sweeps import stack_statistics, sweep_statistics
+from .theory import theory_rate
+from .views import (
     born_statistics,
     coherence_curve,
     fit_decoherence_rate,
     flagged_count,
     sigma_z_histogram,
     sigma_z_moments,
-    summarise,
-    summary_from_statistics,
-    trajectory_mean,
 )
-from .sweeps import stack_statistics, sweep_statistics
-from .theory import theory_rate
 
 __all__ = [
     "ANALYSIS_KEYS",
