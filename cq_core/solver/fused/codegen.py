@@ -212,6 +212,14 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
     }
     if not diagonal:
         masks["NZ_M"] = _kraus_structure(masks, d)
+    # the noise shape and its pseudo-inverse: entries identically zero are skipped (a product
+    # with a zero is not zero in IEEE arithmetic and would be computed every step)
+    masks["NZ_S"] = [
+        str(int(not sympy.sympify(S[r, i]).is_zero)) for r in range(n) for i in range(m)
+    ]
+    masks["NZ_P"] = [
+        str(int(not sympy.sympify(S_pinv[i, j]).is_zero)) for i in range(m) for j in coupled
+    ] or ["0"]
     real_diagonal = all(
         flag in ("0", "1") and (flag == "0" or x % (d + 1) == 0)
         for name in ("NZ_K", "NZ_K2")

@@ -18,7 +18,9 @@
  * Operators are real diagonals (D entries) when DIAG, else complex D × D matrices stored as
  * C99 double complex, row major. NZ_H, NZ_L, NZ_K, NZ_K2 (static const, per entry: bit 1 the
  * real part, bit 2 the imaginary part is not identically zero) mark the structure: loops skip the others, and where the
- * compiler unrolls a loop it drops them. The run's K is K / sigma and its noise kernel sigma · S.
+ * compiler unrolls a loop it drops them; NZ_S (NC × M) and NZ_P (M × NLC, one 0 if NLC is 0)
+ * mark the entries of S and P that are not identically zero. The run's K is K / sigma and its
+ * noise kernel sigma · S.
  *
  * The equations are those of the NumPy reference path (cq_core/solver/integrate.py with the
  * schemes of cq_core/solver/schemes.py; docs/physics.md, "Equations → code"):
@@ -114,8 +116,10 @@ static inline void mean_measurements(const double *P, double inv_sigma, const do
     UNROLL
     for (int i = 0; i < M; i++) {
         double acc = 0.0;
+        UNROLL
         for (int j = 0; j < NLC; j++)
-            acc += P[i * NLC + j] * mean_L[j];
+            if (NZ_P[i * NLC + j])
+                acc += P[i * NLC + j] * mean_L[j];
         dY[i] = w[i] + 2.0 * dt * (0.5 * inv_sigma * acc);
     }
 }

@@ -226,10 +226,13 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                 for (int j = 0; j < NLC; j++)
                     flow[COUPLED[j]] += mean_L[j];
                 double z_new[NC], zeros = 0.0;
+                UNROLL
                 for (int r = 0; r < NC; r++) {
                     double noise = 0.0;
+                    UNROLL
                     for (int i = 0; i < M; i++)
-                        noise += sigma * S[r * M + i] * w[i];
+                        if (NZ_S[r * M + i])
+                            noise += sigma * S[r * M + i] * w[i];
                     z_new[r] = z[r] + flow[r] * dt + noise;
                     zeros += finite_zero(z_new[r]);
                 }
