@@ -125,6 +125,34 @@ static inline void mean_measurements(const double *P, double inv_sigma, const do
 }
 
 
+/* exp x for |x| < 512, within 0.52 ulp, inline: x = k ln2 / N + r with N = 2^EXP_TABLE_BITS,
+   exp x = 2^(k/N) exp r, 2^(k/N) from EXP_TABLE (written by codegen.py) and exp r from a
+   polynomial of degree 5 on |r| ≤ ln2 / 2N (the method and coefficients of the exp of the
+   ARM optimized routines, which glibc uses). A call to the C library's exp costs about 50
+   instructions, as much as the rest of a diagonal step; |x| ≥ 512 and NaN still go there. */
+static inline double cq_exp(double x)
+{
+    if (!(fabs(x) < 512.0))
+        return exp(x);
+    const double inv_ln2_n = 0x1.71547652b82fep0 * (1 << EXP_TABLE_BITS);
+    const double neg_ln2_hi_n = -0x1.62e42fefa0000p-8, neg_ln2_lo_n = -0x1.cf79abc9e3b3ap-47;
+    const double shift = 0x1.8p52; /* adding it rounds to an integer, kept in the low bits */
+    double kd = inv_ln2_n * x + shift;
+    uint64_t ki;
+    memcpy(&ki, &kd, sizeof ki);
+    kd -= shift;
+    const double r = x + kd * neg_ln2_hi_n + kd * neg_ln2_lo_n;
+    const uint64_t index = 2 * (ki % (1 << EXP_TABLE_BITS));
+    const uint64_t scale_bits = EXP_TABLE[index + 1] + (ki << (52 - EXP_TABLE_BITS));
+    double tail, scale;
+    memcpy(&tail, &EXP_TABLE[index], sizeof tail);
+    memcpy(&scale, &scale_bits, sizeof scale);
+    const double r2 = r * r;
+    const double tmp = tail + r + r2 * (0x1.ffffffffffdbdp-2 + r * 0x1.555555555543cp-3)
+                       + r2 * r2 * (0x1.55555cf172b91p-5 + r * 0x1.1111167a4d017p-7);
+    return scale + scale * tmp;
+}
+
 /* sin x and cos x in one call where the compiler offers it (GCC, Clang: sincos). */
 static inline void sine_cosine(double x, double *sine, double *cosine)
 {
