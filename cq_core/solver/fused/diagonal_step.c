@@ -64,9 +64,8 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     /* one exp: the larger level's factor is exp(0) = 1 exactly, the other's
        exp(−|f_0 − f_1|) (the same bits as exp(f_a − top); cq_exp) */
     const double decay = cq_exp(-fabs(log_factor[0] - log_factor[1]));
-    const int first_smaller = log_factor[0] < log_factor[1];
-    modulus[0] = select_double(first_smaller, decay, 1.0);
-    modulus[1] = select_double(first_smaller, 1.0, decay);
+    modulus[0] = select_less(log_factor[0], log_factor[1], decay, 1.0);
+    modulus[1] = select_less(log_factor[0], log_factor[1], 1.0, decay);
     (void)top;
 #else
     UNROLL
@@ -115,9 +114,8 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     /* one exp: the larger level's factor is exp(0) = 1 exactly, the other's
        exp(−2|f_0 − f_1|) (the same bits as exp(2 (f_a − top)); cq_exp) */
     const double decay = cq_exp(-2.0 * fabs(log_factor[0] - log_factor[1]));
-    const int first_smaller = log_factor[0] < log_factor[1];
-    out[0] = pop[0] * select_double(first_smaller, decay, 1.0);
-    out[1] = pop[1] * select_double(first_smaller, 1.0, decay);
+    out[0] = pop[0] * select_less(log_factor[0], log_factor[1], decay, 1.0);
+    out[1] = pop[1] * select_less(log_factor[0], log_factor[1], 1.0, decay);
     total = out[0] + out[1];
     (void)top;
 #else
