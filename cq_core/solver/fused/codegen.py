@@ -218,6 +218,10 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
     masks["NZ_S"] = [
         str(int(not sympy.sympify(S[r, i]).is_zero)) for r in range(n) for i in range(m)
     ]
+    # the drift: the flow and, on coupled components, the back-reaction ⟨L_j⟩
+    masks["NZ_FLOW"] = [
+        str(int(r in coupled or not sympy.sympify(f).is_zero)) for r, f in enumerate(flow)
+    ]
     masks["NZ_P"] = [
         str(int(not sympy.sympify(S_pinv[i, j]).is_zero)) for i in range(m) for j in coupled
     ] or ["0"]

@@ -18,8 +18,9 @@
  * Operators are real diagonals (D entries) when DIAG, else complex D × D matrices stored as
  * C99 double complex, row major. NZ_H, NZ_L, NZ_K, NZ_K2 (static const, per entry: bit 1 the
  * real part, bit 2 the imaginary part is not identically zero) mark the structure: loops skip the others, and where the
- * compiler unrolls a loop it drops them; NZ_S (NC × M) and NZ_P (M × NLC, one 0 if NLC is 0)
- * mark the entries of S and P that are not identically zero. The run's K is K / sigma and its
+ * compiler unrolls a loop it drops them; NZ_S (NC × M), NZ_P (M × NLC, one 0 if NLC is 0) and
+ * NZ_FLOW (NC) mark the entries of S, P and the drift (flow, and ⟨L_j⟩ on coupled components)
+ * that are not identically zero. The run's K is K / sigma and its
  * noise kernel sigma · S.
  *
  * The equations are those of the NumPy reference path (cq_core/solver/integrate.py with the
