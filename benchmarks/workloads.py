@@ -2,7 +2,8 @@
 
 *Seed workload*: ``mass_superposition``, 2000 trajectories × 1500 steps, dt = 1e-4,
 σ = 0.02, ``save_every=10`` (issue 8). *Noise floor*: the time NumPy takes to draw the same
-Gaussian numbers, ``default_rng().standard_normal((n_steps, n_traj, n_noises))``. Every
+Gaussian numbers, ``default_rng().standard_normal`` into a preallocated (n_steps, n_traj,
+n_noises) array already written once (no page faults in the timing). Every
 ratio below is (time of the thing) / (time of the floor), both CPU seconds of this process:
 ``ratio_to_floor`` divides the least of several interleaved runs of each, and
 ``paired_ratio_to_floor`` is the median over rounds of the ratio of runs adjacent in time.

@@ -213,3 +213,63 @@ def test_the_noise_the_kernel_draws_is_the_keyed_noise_bit_for_bit(build_model, 
         )
     if model.name == "sqrt_potential":
         assert (drawn_in_kernel.status == 1).any()  # frozen trajectories draw no more
+
+
+_FUNCTIONS_HEADER = """
+/* the sizes and masks generic_step.c needs, for its functions alone */
+#define NC 1
+#define D 1
+#define M 1
+#define NLC 0
+#define DIAG 1
+#define DENSITY 0
+static const unsigned char NZ_P[1] = {0};
+"""
+
+
+def test_the_kernel_s_own_exp_sin_and_cos_agree_with_numpy_s_to_an_ulp(tmp_path):
+    """cq_exp and cq_sincos (generic_step.c), compiled as a kernel is, against NumPy's exp, sin
+    and cos over their whole range: reduction near multiples of ln 2 / 128 and π/2, the
+    polynomials, and the library's fallback (|x| ≥ 512, |x| ≥ 2^20, NaN, ±inf)."""
+    import ctypes
+
+    from cq_core.solver.fused import codegen
+
+    wrapper = """
+    void cq_test(const double *x, double *e, double *s, double *c, long n)
+    {
+        for (long k = 0; k < n; k++) {
+            e[k] = cq_exp(x[k]);
+            cq_sincos(x[k], s + k, c + k);
+        }
+    }
+    """
+    source = "\n".join(
+        ["#include <math.h>", "#include <stdint.h>", _FUNCTIONS_HEADER, codegen.exp_table()]
+        + [(HERE.parent.parent / "cq_core/solver/fused/generic_step.c").read_text(), wrapper]
+    )
+    library = build._compile(source, tmp_path)
+    test = ctypes.CDLL(str(library)).cq_test
+    rng = np.random.default_rng(5)
+    x = np.concatenate(
+        [
+            rng.uniform(-700, 700, 20_000),
+            rng.uniform(-1, 1, 20_000) * 10.0 ** rng.integers(-12, 3, 20_000),
+            np.arange(-2000, 2000) * (np.pi / 2) + rng.uniform(-1e-9, 1e-9, 4000),
+            np.arange(-2000, 2000) * (np.log(2) / 128),
+            [0.0, -0.0, 511.9, -511.9, 600.0, -800.0, 2.0**21, -(2.0**30), np.inf, -np.inf],
+        ]
+    )
+    e, s, c = (np.empty_like(x) for _ in range(3))
+    pointer = ctypes.POINTER(ctypes.c_double)
+    test(*(a.ctypes.data_as(pointer) for a in (x, e, s, c)), ctypes.c_long(x.size))
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.abs(x) < 700
+        # within 1.5 ulp (relative for exp; of 1 for sin and cos, whose values are at most 1)
+        np.testing.assert_allclose(e[finite], np.exp(x[finite]), rtol=3.3e-16, atol=0)
+        np.testing.assert_array_equal(e[~finite], np.exp(x[~finite]))
+        np.testing.assert_allclose(s, np.sin(x), rtol=0, atol=3.3e-16)
+        np.testing.assert_allclose(c, np.cos(x), rtol=0, atol=3.3e-16)
+    nan = np.array([np.nan])
+    test(*(a.ctypes.data_as(pointer) for a in (nan, e, s, c)), ctypes.c_long(1))
+    assert np.isnan(e[0]) and np.isnan(s[0]) and np.isnan(c[0])

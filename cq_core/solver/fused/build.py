@@ -42,6 +42,10 @@ COMPILE_FLAGS = (
     "-shared",
     "-ffp-contract=off",  # every sum and product rounds as written
     "-fno-math-errno",
+    # no floating-point traps and no sign of zero to keep: 0.0 + x is x (sums over the
+    # structure of an operator start at a zero), and no nonzero value changes by a bit
+    "-fno-trapping-math",
+    "-fno-signed-zeros",
     "-fcx-limited-range",  # complex products as written (no inf/NaN recovery calls)
 )
 _TEMPLATE = tuple(

@@ -19,6 +19,7 @@ it is the one place of a run that imports SymPy.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,18 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
     }
     if not diagonal:
         masks["NZ_M"] = _kraus_structure(masks, d)
+    # the noise shape and its pseudo-inverse: entries identically zero are skipped (a product
+    # with a zero is not zero in IEEE arithmetic and would be computed every step)
+    masks["NZ_S"] = [
+        str(int(not sympy.sympify(S[r, i]).is_zero)) for r in range(n) for i in range(m)
+    ]
+    # the drift: the flow and, on coupled components, the back-reaction ⟨L_j⟩
+    masks["NZ_FLOW"] = [
+        str(int(r in coupled or not sympy.sympify(f).is_zero)) for r, f in enumerate(flow)
+    ]
+    masks["NZ_P"] = [
+        str(int(not sympy.sympify(S_pinv[i, j]).is_zero)) for i in range(m) for j in coupled
+    ] or ["0"]
     real_diagonal = all(
         flag in ("0", "1") and (flag == "0" or x % (d + 1) == 0)
         for name in ("NZ_K", "NZ_K2")
@@ -246,6 +259,33 @@ def _point_functions(symbolic: Any, diagonal: bool) -> tuple[str, dict[str, int]
     return "\n".join(lines), sizes, coupled
 
 
+EXP_TABLE_BITS = 7
+"""``cq_exp`` (generic_step.c) reduces x by multiples of ln 2 / 2⁷: a table of 128 entries."""
+
+
+def exp_table() -> str:
+    """C definition of ``EXP_TABLE`` for ``cq_exp``: for k < N = 2^:data:`EXP_TABLE_BITS`,
+    2^(k/N) = H_k (1 + T_k) with H_k its nearest double; entry 2k holds the bits of T_k, entry
+    2k + 1 those of H_k less k · 2^52 / N (the exponent ``cq_exp`` adds back). Exact to the
+    last bit (decimal arithmetic with 60 digits)."""
+    from decimal import Decimal, localcontext
+
+    n = 1 << EXP_TABLE_BITS
+    entries = []
+    with localcontext() as context:
+        context.prec = 60
+        for k in range(n):
+            exact = Decimal(2) ** (Decimal(k) / n)
+            high = float(exact)
+            tail = float((exact - Decimal(high)) / Decimal(high))
+            entries.append(struct.unpack("<Q", struct.pack("<d", tail))[0])
+            high_bits = struct.unpack("<Q", struct.pack("<d", high))[0]
+            entries.append((high_bits - (k << (52 - EXP_TABLE_BITS))) % 2**64)
+    text = ", ".join(f"{v:#x}u" for v in entries)
+    define = f"#define EXP_TABLE_BITS {EXP_TABLE_BITS}\n"
+    return define + f"static const uint64_t EXP_TABLE[{2 * n}] = {{{text}}};\n"
+
+
 def generate_source(
     symbolic: Any,
     *,
@@ -278,7 +318,7 @@ def generate_source(
         "static const int64_t COUPLED[{}] = {{{}}};".format(
             max(1, len(coupled)), ", ".join(map(str, coupled)) or "0"
         ),
-        "",
+        exp_table(),
     ]
     if keyed and not mean_field:
         header.append(c_tables(ziggurat_tables))

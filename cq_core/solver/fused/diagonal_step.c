@@ -62,16 +62,15 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     double modulus[D];
 #if D == 2
     /* one exp: the larger level's factor is exp(0) = 1 exactly, the other's
-       exp(−|f_0 − f_1|) (the same bits as exp(f_a − top)) */
-    const double decay = exp(-fabs(log_factor[0] - log_factor[1]));
-    const int first_smaller = log_factor[0] < log_factor[1];
-    modulus[0] = select_double(first_smaller, decay, 1.0);
-    modulus[1] = select_double(first_smaller, 1.0, decay);
+       exp(−|f_0 − f_1|) (the same bits as exp(f_a − top); cq_exp) */
+    const double decay = cq_exp(-fabs(log_factor[0] - log_factor[1]));
+    modulus[0] = select_less(log_factor[0], log_factor[1], decay, 1.0);
+    modulus[1] = select_less(log_factor[0], log_factor[1], 1.0, decay);
     (void)top;
 #else
     UNROLL
     for (int a = 0; a < D; a++)
-        modulus[a] = exp(log_factor[a] - top);
+        modulus[a] = cq_exp(log_factor[a] - top);
 #endif
     const double *old_phase = q_in + D * D;
     double *new_modulus = out, *new_phase = out + D * D;
@@ -92,7 +91,7 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
                     const double g = K[i * D + a] - K[i * D + b];
                     gap += g * g;
                 }
-                scale *= exp(-0.5 * excess * dt * gap);
+                scale *= cq_exp(-0.5 * excess * dt * gap);
             }
             const int ab = a * D + b, ba = b * D + a;
             new_modulus[ab] = new_modulus[ba] = rho_modulus[ab] * scale;
@@ -113,17 +112,16 @@ static inline int quantum_step(const double *q_in, double *out, const op_t *H, c
     double total = 0.0;
 #if D == 2
     /* one exp: the larger level's factor is exp(0) = 1 exactly, the other's
-       exp(−2|f_0 − f_1|) (the same bits as exp(2 (f_a − top))) */
-    const double decay = exp(-2.0 * fabs(log_factor[0] - log_factor[1]));
-    const int first_smaller = log_factor[0] < log_factor[1];
-    out[0] = pop[0] * select_double(first_smaller, decay, 1.0);
-    out[1] = pop[1] * select_double(first_smaller, 1.0, decay);
+       exp(−2|f_0 − f_1|) (the same bits as exp(2 (f_a − top)); cq_exp) */
+    const double decay = cq_exp(-2.0 * fabs(log_factor[0] - log_factor[1]));
+    out[0] = pop[0] * select_less(log_factor[0], log_factor[1], decay, 1.0);
+    out[1] = pop[1] * select_less(log_factor[0], log_factor[1], 1.0, decay);
     total = out[0] + out[1];
     (void)top;
 #else
     UNROLL
     for (int a = 0; a < D; a++) {
-        const double value = pop[a] * exp(2.0 * (log_factor[a] - top));
+        const double value = pop[a] * cq_exp(2.0 * (log_factor[a] - top));
         out[a] = value;
         total += value;
     }

@@ -100,7 +100,11 @@ static inline double sfc64_double(uint64_t *s)
     return (double)(sfc64_next(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* The rare rejections of the ziggurat (under 1 % of draws), kept out of line. */
+/* The rare rejections of the ziggurat (under 1 % of draws), kept out of line: inlined, they
+   would crowd the step's loop and keep the compiler from unrolling the draws. */
+#if defined(__GNUC__)
+__attribute__((noinline, cold))
+#endif
 static double keyed_normal_rejected(uint64_t *s, uint64_t rabs, int idx, double x)
 {
     for (;;) {
@@ -206,6 +210,7 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                 double w_drawn[M];
                 const double *w = w_drawn;
                 if (rng != NULL) { /* a frozen trajectory draws no more: nothing reads it */
+                    UNROLL
                     for (int i = 0; i < M; i++)
                         w_drawn[i] = keyed_normal(rng + 4 * t) * noise_scale;
                 } else {
@@ -226,11 +231,14 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                 for (int j = 0; j < NLC; j++)
                     flow[COUPLED[j]] += mean_L[j];
                 double z_new[NC], zeros = 0.0;
+                UNROLL
                 for (int r = 0; r < NC; r++) {
                     double noise = 0.0;
+                    UNROLL
                     for (int i = 0; i < M; i++)
-                        noise += sigma * S[r * M + i] * w[i];
-                    z_new[r] = z[r] + flow[r] * dt + noise;
+                        if (NZ_S[r * M + i])
+                            noise += sigma * S[r * M + i] * w[i];
+                    z_new[r] = z[r] + (NZ_FLOW[r] ? flow[r] * dt : 0.0) + noise;
                     zeros += finite_zero(z_new[r]);
                 }
                 finite = finite && zeros == 0.0;
