@@ -1,8 +1,7 @@
 """The kernel generated from a model's SymPy description: issue 22's workloads × noise floor.
 
 Each workload runs ``simulate(..., save_every=10)`` (dt = 1e-4) with ``backend="generated"``
-(its keyed noise drawn inside the kernel), next to the NumPy reference path and — for the seed
-workload — the hand-written C kernel (``backend="auto"`` picks it there), and next to its noise
+(its keyed noise drawn inside the kernel), next to the NumPy reference path, and next to its noise
 floor (``default_rng().standard_normal`` of the same count), interleaved in one process. Ratios
 are CPU time / floor time (least of the runs, and the median of paired ratios). Build times are
 wall seconds of ``load_kernel`` in fresh processes: the first with an empty cache (SymPy, code
@@ -53,13 +52,13 @@ def _model(name: str, params: dict[str, Any]) -> cq_core.Model:
 
 
 def throughput(n_traj: int, n_steps: int, rounds: int) -> dict[str, Any]:
-    """Every workload: generated, numpy (one run) and, for the seed workload, the C kernel."""
+    """Every workload: generated and numpy (one run)."""
     rows = {}
     for label, (name, params, mode, sigma) in WORKLOADS.items():
         model = _model(name, params)
         run = dict(sigma=sigma, n_traj=n_traj, t_final=n_steps * 1e-4, dt=1e-4, seed=0)
         run.update(save_every=10, mode=mode)
-        backends = ["generated", "numpy"] + (["c"] if name == "mass_superposition" else [])
+        backends = ["generated", "numpy"]
         for backend in backends:  # warm up: build or load the kernel before timing
             cq_core.simulate(model, backend=backend, **{**run, "n_traj": 2})
         tasks = {"floor": noise_floor_task(n_steps, n_traj, model.n_noises)}
@@ -120,17 +119,14 @@ def build_times() -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     """The throughput table and the build times."""
     lines = [
-        "| workload | generated × floor (paired) | numpy × floor | hand-written C × floor |",
-        "|---|---|---|---|",
+        "| workload | generated × floor (paired) | numpy × floor |",
+        "|---|---|---|",
     ]
     for label, row in results["throughput"].items():
-        c = row.get("c")
         lines.append(
             f"| {label} | {row['generated']['ratio_to_floor']:.2f} "
             f"({row['generated']['paired_ratio_to_floor']:.2f}) | "
-            f"{row['numpy']['ratio_to_floor']:.1f} | "
-            + (f"{c['ratio_to_floor']:.2f} ({c['paired_ratio_to_floor']:.2f})" if c else "–")
-            + " |"
+            f"{row['numpy']['ratio_to_floor']:.1f} |"
         )
     for mode, row in results["build"].items():
         lines.append(

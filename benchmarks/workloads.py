@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 import cq_core
-from cq_core.solver import fused as compiled
 from cq_core.solver.integrate import NOISE_CHUNK_STEPS
 from cq_core.solver.noise import BrownianIncrements
 
@@ -196,22 +195,19 @@ def kernel_task(workload: Workload, backend: str = "auto") -> Callable[[], Any]:
 def seed_workload(rounds: int, numpy_runs: int) -> dict[str, Any]:
     """Seed workload: every backend, the keyed noise alone, the kernel alone and the floor.
 
-    ``backends`` holds ``default`` (``backend="auto"``: the C kernel where it is built; its
-    ``backend`` key says which ran), ``numba`` (the same bits from Numba's build, where
-    installed) and ``numpy``. ``rounds`` interleaved rounds (the numpy backend, ~5× slower,
-    runs ``numpy_runs`` times).
+    ``backends`` holds ``default`` (``backend="auto"``: the generated kernel where a C
+    compiler is found; its ``backend`` key says which ran) and ``numpy``. ``rounds``
+    interleaved rounds (the numpy backend, ~5× slower, runs ``numpy_runs`` times).
     Returns CPU seconds (least of the runs), trajectory-steps per second and every ratio to
     the floor.
     """
     workload = SEED_WORKLOAD
     model = workload.build()
-    fused = ("numba",) if compiled.available("numba") else ()
-    warm_up(workload, ("auto", *fused, "numpy"))
+    warm_up(workload, ("auto", "numpy"))
     n_noises = model.n_noises
     tasks = {
         "floor": noise_floor_task(workload.n_steps, workload.n_traj, n_noises),
         "default": simulate_task(workload, "auto"),
-        **{name: simulate_task(workload, name) for name in fused},
         "keyed_noise": keyed_noise_task(workload, n_noises),
         "generator_setup": generator_setup_task(workload, n_noises),
         "kernel": kernel_task(workload, "auto"),
@@ -248,7 +244,6 @@ def seed_workload(rounds: int, numpy_runs: int) -> dict[str, Any]:
         },
         "backends": {
             "default": default,
-            **{name: entry(name) for name in fused},
             "numpy": entry("numpy"),
         },
         "split": {

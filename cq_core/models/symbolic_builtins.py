@@ -191,7 +191,7 @@ def builtin_from_hamiltonian(name: str, **params: Any) -> Model:
 
     Takes the same keyword parameters as :func:`cq_core.get_model` (validated by the
     hand-written builder) and returns a :class:`Model` with the same labels, recorded
-    parameters and numbers to rounding, but lambdified functions and no ``compiled_form``.
+    parameters and numbers to rounding, but lambdified functions.
     """
     from .hamiltonian import from_hamiltonian
     from .registry import MODELS, get_model

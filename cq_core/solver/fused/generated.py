@@ -2,8 +2,8 @@
 
 :func:`covers` says whether it runs a given model and settings; :func:`prepare` builds (or
 loads from the cache, :mod:`.build`) the model's kernel, checks a run's arrays once and
-returns ``advance(start, stop, dW, first_step)`` with the interface of the hand-written fused
-kernels. The state arrays it advances in place: ``Z`` (N, n); ``state`` (N, 2d) float64 —
+returns ``advance(start, stop, dW, first_step)`` for one group of
+trajectories. The state arrays it advances in place: ``Z`` (N, n); ``state`` (N, 2d) float64 —
 populations then phases — for a pure diagonal run, (N, 2d²) — moduli then phases of ρ — for a
 diagonal density run, ψ (N, d) complex for a pure Kraus or mean-field run, ρ (N, d, d)
 complex for a Kraus density run.
@@ -33,10 +33,11 @@ def uses_tables(model: Model, mode: str) -> bool:
     return model.diagonal and mode == "pure" and model.dim > TABLE_MIN_LEVELS
 
 
-def covers(model: Model, method: str, mode: str) -> bool:
-    """Whether the generated kernel runs this model, method and mode (a compiler is needed):
-    pure and density runs of the ``exponential`` method (diagonal models) or ``kraus`` (full,
-    d ≤ :data:`MAX_LEVELS`), and mean-field runs."""
+def covers(model: Model, method: str, mode: str, needs_compiler: bool = True) -> bool:
+    """Whether the generated kernel runs this model, method and mode (with ``needs_compiler``,
+    also: a C compiler is found): pure and density runs of the ``exponential`` method (diagonal
+    models; density up to d = :data:`TABLE_MIN_LEVELS`) or ``kraus`` (full, d ≤
+    :data:`MAX_LEVELS`), and mean-field runs."""
     if model.symbolic is None or mode not in ("pure", "density", "mean_field"):
         return False
     if mode == "mean_field":
@@ -45,7 +46,7 @@ def covers(model: Model, method: str, mode: str) -> bool:
         fits = method == "exponential" and (mode == "pure" or model.dim <= TABLE_MIN_LEVELS)
     else:
         fits = method == "kraus" and model.dim <= MAX_LEVELS
-    return fits and compiler() is not None
+    return fits and (not needs_compiler or compiler() is not None)
 
 
 def load(model: Model, mode: str):
