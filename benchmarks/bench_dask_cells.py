@@ -68,7 +68,7 @@ def bench(spec: Any, runs: int = 3) -> dict[str, Any]:
 
 
 def measure(runs: int = 3) -> dict[str, Any]:
-    """:func:`bench` for the NumPy and the C kernel."""
+    """:func:`bench` for the NumPy and the generated kernel."""
     import distributed  # noqa: F401  (sets its loggers' levels on import)
 
     logging.getLogger("distributed").setLevel(logging.ERROR)

@@ -100,7 +100,7 @@ def simulate_task(workload: Workload, backend: str = "auto") -> Callable[[], Any
 
 
 def warm_up(workload: Workload, backends: tuple[str, ...] = ("auto",)) -> None:
-    """One tiny run per backend: kernels (Numba's cache, the C library) load before timing."""
+    """One tiny run per backend: kernels are built or loaded from the cache before timing."""
     model = workload.build()
     for backend in backends:
         cq_core.simulate(

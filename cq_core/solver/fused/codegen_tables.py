@@ -111,20 +111,15 @@ def diagonal_terms(model: Model) -> DiagonalTerms:
     """The model's :class:`DiagonalTerms`: a built-in's own (cheap at any d), else split from
     its SymPy description."""
     from ...models import MODELS
+    from ...models.symbolic import LazySymbolicModel
     from .build import symbolic_of
 
-    if model.name in MODELS and (callable(model.symbolic) or _lazy(model)):
+    lazy = callable(model.symbolic) or isinstance(model.symbolic, LazySymbolicModel)
+    if lazy and model.name in MODELS:  # a built-in as its builder made it (build._key too)
         spec = builtin_diagonal_terms(model.name, model.params)
         if spec is not None:
             return DiagonalTerms(**spec)
     return terms_from_symbolic(symbolic_of(model))
-
-
-def _lazy(model: Model) -> bool:
-    from ...models import MODELS
-    from ...models.symbolic import LazySymbolicModel
-
-    return model.name in MODELS and isinstance(model.symbolic, LazySymbolicModel)
 
 
 def _bracket(terms: DiagonalTerms, j: int, expr: Any) -> Any:
