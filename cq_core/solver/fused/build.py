@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -177,8 +178,9 @@ def load_kernel(
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     index = directory / f"{key}.key"
+    level_table = directory / f"{key}.npy"  # a table kernel's level table (codegen_tables)
     library = None
-    if index.is_file():
+    if index.is_file() and (not tables or level_table.is_file()):
         library = directory / index.read_text().strip()
         if not library.is_file():
             library = None
@@ -191,7 +193,11 @@ def load_kernel(
         if tables:
             from .codegen_tables import diagonal_terms, generate_table_source
 
-            source = generate_table_source(diagonal_terms(model), ziggurat_tables=zig)
+            terms = diagonal_terms(model)
+            source = generate_table_source(terms, ziggurat_tables=zig)
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(terms.table, dtype=np.float64))
+            _write(level_table, buffer.getvalue())
         else:
             source = generate_source(
                 symbolic_of(model),
@@ -212,5 +218,8 @@ def load_kernel(
         _PTR, _DOUBLE,  # rng (SFC64 states, or NULL: read dW), noise_scale
     ]  # fmt: skip
     run.keyed_noise = bool(ctypes.c_int.in_dll(shared, "cq_keyed_noise").value)
+    if tables:  # the kernel reads the table through cq_table: keep it alive with run
+        run.level_table = np.load(level_table)
+        ctypes.c_void_p.in_dll(shared, "cq_table").value = run.level_table.ctypes.data
     _LOADED[key] = run
     return run

@@ -2,8 +2,9 @@
  * The generated kernel of a large diagonal model, pure state, exponential scheme: appended by
  * cq_core/solver/fused/codegen_tables.py after the model's part, which defines the sizes NC
  * (classical components), D (levels), M (Wiener processes), NLC (coupled components), KT
- * (table columns), COUPLED[NLC], the level table TABLE[D * KT] (level-major: H_a = Σ_k f_k T_ak)
- * and the functions of one classical point z:
+ * (table columns), COUPLED[NLC] and the functions of one classical point z below. The level
+ * table T (D × KT, level-major: H_a = Σ_k f_k T_ak) is not compiled in (2ⁿ levels would make
+ * the source megabytes long): the loader points cq_table at it (cq_core/solver/fused/build.py).
  *
  *   cq_table_point(z, flow, f, b, kappa, Q, S)  the flow {Z_j, H_C} (NC), f (KT), b (NLC × KT:
  *                          L_ja = Σ_k b_jk T_ak), kappa (M × KT: K_ia = Σ_k κ_ik T_ak per unit
@@ -61,8 +62,11 @@ static void table_store(const double *p, const double *theta, const int32_t *act
 /* Whether this build draws the keyed noise itself (cq_run's `rng`). */
 const int cq_keyed_noise = KEYED_NOISE;
 
-/* Advance N trajectories by `chunk` steps in place. Returns 0, or −1 if scratch memory ran
-   out. `excess` is not used (pure states). */
+/* The level table T (D × KT doubles), set by the loader before any call. */
+const double *cq_table = NULL;
+
+/* Advance N trajectories by `chunk` steps in place. Returns 0, −1 if scratch memory ran out,
+   or −2 if cq_table was not set. `excess` is not used (pure states). */
 int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int64_t first_step,
            const int64_t *saved, int64_t T, double *Z, double *state, const double *dW,
            double *classical_out, double *quantum_out, int8_t *status, int64_t *status_step,
@@ -70,6 +74,9 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
 {
     (void)excess, (void)rng, (void)noise_scale;
     const double inv_sigma = 1.0 / sigma, inv_sigma2 = inv_sigma * inv_sigma;
+    const double *restrict const TABLE = cq_table;
+    if (TABLE == NULL)
+        return -2;
     int32_t *active = malloc(sizeof(int32_t) * D);
     double *log_factor = malloc(sizeof(double) * D), *phase = malloc(sizeof(double) * D);
     if (active == NULL || log_factor == NULL || phase == NULL) {
