@@ -119,14 +119,17 @@ def build_times() -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     """The throughput table and the build times."""
     lines = [
-        "| workload | generated × floor (paired) | numpy × floor |",
-        "|---|---|---|",
+        "| workload | generated × floor (paired) | numpy × floor | hand-written C × floor |",
+        "|---|---|---|---|",
     ]
     for label, row in results["throughput"].items():
+        c = row.get("c")  # results measured before the hand-written kernels were retired
         lines.append(
             f"| {label} | {row['generated']['ratio_to_floor']:.2f} "
             f"({row['generated']['paired_ratio_to_floor']:.2f}) | "
-            f"{row['numpy']['ratio_to_floor']:.1f} |"
+            f"{row['numpy']['ratio_to_floor']:.1f} | "
+            + (f"{c['ratio_to_floor']:.2f} ({c['paired_ratio_to_floor']:.2f})" if c else "–")
+            + " |"
         )
     for mode, row in results["build"].items():
         lines.append(
