@@ -125,8 +125,7 @@ _CHILD = textwrap.dedent(
     start = time.perf_counter()
     model = cq_core.get_model("qubit_lattice", n=12)
     generated.load(model, "pure")
-    ds = cq_core.simulate(model, sigma=1.0, n_traj=2, t_final=2e-5, dt=5e-6, seed=0,
-                          backend="generated")
+    ds = cq_core.simulate(model, sigma=1.0, n_traj=2, t_final=2e-5, dt=5e-6, seed=0)
     print(json.dumps({"sympy": "sympy" in sys.modules, "backend": ds.attrs["backend"],
                       "wall_s": time.perf_counter() - start}))
     """
