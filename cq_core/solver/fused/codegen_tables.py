@@ -132,10 +132,6 @@ def _bracket(terms: DiagonalTerms, j: int, expr: Any) -> Any:
     return -sympy.diff(expr, terms.positions[j - k])
 
 
-def _sum(products: list[str]) -> str:
-    return " + ".join(products) if products else "0.0"
-
-
 def _keyed_noise_c() -> str:
     """The ``#if KEYED_NOISE`` … ``#endif`` block of ``run_loop.c`` (nested blocks counted)."""
     lines = KEYED_NOISE_SOURCE.read_text().splitlines()
@@ -150,44 +146,24 @@ def _keyed_noise_c() -> str:
     raise RuntimeError(f"{KEYED_NOISE_SOURCE}: unbalanced #if KEYED_NOISE block")
 
 
-def generate_table_source(terms: DiagonalTerms, *, ziggurat_tables: dict | None = None) -> str:
-    """The whole C source of a table kernel (pure mode, exponential scheme)."""
-    coords = terms.positions + terms.momenta
-    n, (d, kt) = len(coords), terms.table.shape
-    real = [sympy.Symbol(f"z_{r}", real=True) for r in range(n)]
-    to_real = dict(zip(coords, real, strict=True))
+Entry = tuple[str, Any, int, int]
+"""One printed entry: its C target (``b[5]``), its expression, its row and its column."""
 
-    def on_z(expr: Any) -> Any:
-        return sympy.sympify(expr).xreplace(to_real)
 
-    flow = [on_z(_bracket(terms, r, terms.H_C)) for r in range(n)]
-    brackets = [[_bracket(terms, r, f) for f in terms.functions] for r in range(n)]
-    coupled = [r for r in range(n) if not all(is_zero(x) for x in brackets[r])]
-    b = sympy.Matrix(len(coupled), kt, lambda j, k: on_z(brackets[coupled[j]][k]))
-    S = sympy.Matrix(terms.noise).xreplace(to_real)
-    m = S.shape[1]
-    P = _pinv(S)
-    kappa = (P[:, coupled] * b / 2).applyfunc(sympy.expand) if coupled else sympy.zeros(m, kt)
-    Q = (kappa.T * kappa).applyfunc(sympy.expand)
+def _nonzero(matrix: Any, name: str, upper: bool = False) -> list[Entry]:
+    """The entries of ``matrix`` (row major; the upper triangle only with ``upper``) that are
+    not identically zero, as :data:`Entry` of the C array ``name``."""
+    rows, cols = matrix.shape
+    return [
+        (f"{name}[{r * cols + c}]", matrix[r, c], r, c)
+        for r in range(rows)
+        for c in range(r if upper else 0, cols)
+        if not is_zero(matrix[r, c])
+    ]
 
-    def nonzero(matrix: Any, name: str, upper: bool = False) -> list[tuple[str, Any, int, int]]:
-        rows, cols = matrix.shape
-        return [
-            (f"{name}[{r * cols + c}]", matrix[r, c], r, c)
-            for r in range(rows)
-            for c in range(r if upper else 0, cols)
-            if not is_zero(matrix[r, c])
-        ]
 
-    f_out = [(f"f[{k}]", on_z(f), k, 0) for k, f in enumerate(terms.functions)]
-    b_out, kappa_out, Q_out, S_out = (
-        nonzero(b, "b"),
-        nonzero(kappa, "kappa"),
-        nonzero(Q, "Q", upper=True),
-        nonzero(S, "S"),
-    )
-    outputs = [(f"flow[{r}]", e, r, 0) for r, e in enumerate(flow)]
-    outputs += f_out + b_out + kappa_out + Q_out + S_out
+def _point_function(outputs: list[Entry], n: int) -> list[str]:
+    """``cq_table_point``: every entry of ``outputs`` as C, common subexpressions shared."""
     replacements, reduced = sympy.cse([e for _, e, _, _ in outputs], optimizations="basic")
     lines = [
         "static inline void cq_table_point(const double *z, double *flow, double *f, double *b,",
@@ -198,57 +174,95 @@ def generate_table_source(terms: DiagonalTerms, *, ziggurat_tables: dict | None 
     lines += [f"    const double {s} = {to_c(e)};" for s, e in replacements]
     lines += [f"    {t} = {to_c(e)};" for (t, _, _, _), e in zip(outputs, reduced, strict=True)]
     lines += ["    (void)z; (void)flow; (void)f; (void)b; (void)kappa; (void)Q; (void)S;", "}", ""]
-    # ⟨L_j⟩ and ⟨K_i⟩ per unit sigma from the table means τ_k = Σ_a p_a T_ak
-    lines += [
+    return lines
+
+
+def _contractions(
+    b: list[Entry], kappa: list[Entry], Q: list[Entry], S: list[Entry], sizes: dict[str, int]
+) -> list[str]:
+    """``cq_means``, ``cq_weights``, ``cq_square`` and ``cq_noise`` (contract of each in
+    ``table_step.c``), written out over the non-zero entries only."""
+
+    def total(products: list[str]) -> str:
+        return " + ".join(products) if products else "0.0"
+
+    lines = [
         "static inline void cq_means(const double *b, const double *kappa, const double *tau,",
         "                            double *mean_L, double *mean_K)",
         "{",
     ]
-    for j in range(len(coupled)):
-        terms_j = [f"{t} * tau[{c}]" for t, _, r, c in b_out if r == j]
-        lines.append(f"    mean_L[{j}] = {_sum(terms_j)};")
-    for i in range(m):
-        terms_i = [f"{t} * tau[{c}]" for t, _, r, c in kappa_out if r == i]
-        lines.append(f"    mean_K[{i}] = {_sum(terms_i)};")
+    for j in range(sizes["NLC"]):  # ⟨L_j⟩ = Σ_k b_jk τ_k
+        lines.append(
+            f"    mean_L[{j}] = {total([f'{t} * tau[{c}]' for t, _, r, c in b if r == j])};"
+        )
+    for i in range(sizes["M"]):  # ⟨K_i⟩ = Σ_k κ_ik τ_k per unit sigma
+        products = [f"{t} * tau[{c}]" for t, _, r, c in kappa if r == i]
+        lines.append(f"    mean_K[{i}] = {total(products)};")
     lines += ["    (void)b; (void)kappa; (void)tau; (void)mean_L; (void)mean_K;", "}", ""]
-    # u_k = Σ_i κ_ik dY_i
     lines += ["static inline void cq_weights(const double *kappa, const double *dY, double *u)"]
     lines += ["{"]
-    for k in range(kt):
-        terms_k = [f"{t} * dY[{r}]" for t, _, r, c in kappa_out if c == k]
-        lines.append(f"    u[{k}] = {_sum(terms_k)};")
+    for k in range(sizes["KT"]):  # u_k = Σ_i κ_ik dY_i
+        lines.append(f"    u[{k}] = {total([f'{t} * dY[{r}]' for t, _, r, c in kappa if c == k])};")
     lines += ["    (void)kappa; (void)dY;", "}", ""]
-    # K2_a per unit sigma² from the level's table row t
-    squares = [
-        f"{t} * (t[{k}] * t[{k2}])" if k == k2 else f"2.0 * {t} * (t[{k}] * t[{k2}])"
-        for t, _, k, k2 in Q_out
+    squares = [  # K2_a = Σ_k Q_kk T_ak² + 2 Σ_{k<l} Q_kl T_ak T_al per unit sigma²
+        f"{t} * (t[{k}] * t[{k}])" if k == col else f"2.0 * {t} * (t[{k}] * t[{col}])"
+        for t, _, k, col in Q
     ]
     lines += ["static inline double cq_square(const double *Q, const double *t)", "{"]
-    lines += ["    (void)Q; (void)t;", f"    return {_sum(squares)};", "}", ""]
-    # z_new[r] += sigma Σ_i S_ri w_i (structural zeros left out)
+    lines += ["    (void)Q; (void)t;", f"    return {total(squares)};", "}", ""]
     lines += [
         "static inline void cq_noise(const double *S, const double *w, double sigma, "
         "double *z_new)",
         "{",
     ]
-    for r in range(n):
-        terms_r = [f"{t} * w[{c}]" for t, _, rr, c in S_out if rr == r]
-        if terms_r:
-            lines.append(f"    z_new[{r}] += sigma * ({_sum(terms_r)});")
+    for r in range(sizes["NC"]):  # z_new_r += sigma Σ_i S_ri w_i
+        products = [f"{t} * w[{c}]" for t, _, row, c in S if row == r]
+        if products:
+            lines.append(f"    z_new[{r}] += sigma * ({total(products)});")
     lines += ["    (void)S; (void)w; (void)sigma; (void)z_new;", "}", ""]
-    lines += ["static inline int cq_inside(const double *z)", "{"]
-    lines += [f"    const double z_{r} = z[{r}];" for r in range(n)]
+    return lines
+
+
+def generate_table_source(terms: DiagonalTerms, *, ziggurat_tables: dict | None = None) -> str:
+    """The whole C source of a table kernel (pure mode, exponential scheme): the model's part
+    (sizes, ``cq_table_point``, the contractions, ``cq_inside``), then ``table_step.c``.
+
+    With ``ziggurat_tables`` (NumPy's, :func:`.ziggurat.tables`) the kernel draws the keyed
+    noise itself. The level table is not in the source (the loader passes it), only its
+    digest: one library per table.
+    """
+    coords = terms.positions + terms.momenta
+    n, (d, kt) = len(coords), terms.table.shape
+    to_real = {x: sympy.Symbol(f"z_{r}", real=True) for r, x in enumerate(coords)}
+
+    def on_z(expr: Any) -> Any:
+        return sympy.sympify(expr).xreplace(to_real)
+
+    flow = [on_z(_bracket(terms, r, terms.H_C)) for r in range(n)]
+    brackets = [[_bracket(terms, r, f) for f in terms.functions] for r in range(n)]
+    coupled = [r for r in range(n) if not all(is_zero(x) for x in brackets[r])]
+    b = sympy.Matrix(len(coupled), kt, lambda j, k: on_z(brackets[coupled[j]][k]))
+    S = sympy.Matrix(terms.noise).xreplace(to_real)
+    m = S.shape[1]
+    kappa = (
+        (_pinv(S)[:, coupled] * b / 2).applyfunc(sympy.expand) if coupled else sympy.zeros(m, kt)
+    )
+    Q = (kappa.T * kappa).applyfunc(sympy.expand)
+    entries = [_nonzero(b, "b"), _nonzero(kappa, "kappa"), _nonzero(Q, "Q", True), _nonzero(S, "S")]
+    outputs = [(f"flow[{r}]", e, r, 0) for r, e in enumerate(flow)]
+    outputs += [(f"f[{k}]", on_z(f), k, 0) for k, f in enumerate(terms.functions)]
+    outputs += [entry for group in entries for entry in group]
+    sizes = dict(NC=n, D=d, M=m, NLC=len(coupled), KT=kt)
     inside = "1" if terms.domain is None else to_c(on_z(terms.domain))
-    lines += [f"    (void)z_0; return ({inside}) ? 1 : 0;", "}", ""]
     table = np.ascontiguousarray(terms.table, dtype=np.float64)
     keyed = ziggurat_tables is not None
-    header = [
+    lines = [
         "/* generated by cq_core.solver.fused.codegen_tables from the model's SymPy description */",
         "#include <math.h>",
         "#include <stdint.h>",
         "#include <stdlib.h>",
         "#include <string.h>",
-        *(f"#define {k} {v}" for k, v in dict(NC=n, D=d, M=m, NLC=len(coupled), KT=kt).items()),
+        *(f"#define {key} {value}" for key, value in sizes.items()),
         f"#define KEYED_NOISE {int(keyed)}",
         "static const int64_t COUPLED[{}] = {{{}}};".format(
             max(1, len(coupled)), ", ".join(map(str, coupled)) or "0"
@@ -258,5 +272,9 @@ def generate_table_source(terms: DiagonalTerms, *, ziggurat_tables: dict | None 
         "",
     ]
     if keyed:
-        header += [c_tables(ziggurat_tables), _keyed_noise_c()]
-    return "\n".join(header) + "\n".join(lines) + "\n" + STEP.read_text()
+        lines += [c_tables(ziggurat_tables), _keyed_noise_c()]
+    lines += _point_function(outputs, n) + _contractions(*entries, sizes)
+    lines += ["static inline int cq_inside(const double *z)", "{"]
+    lines += [f"    const double z_{r} = z[{r}];" for r in range(n)]
+    lines += [f"    (void)z_0; return ({inside}) ? 1 : 0;", "}", ""]
+    return "\n".join(lines) + "\n" + STEP.read_text()
