@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cq_core.solver import fused as compiled
-
 from . import generated, memory, performance, qutip_ref, report, scaling, sections
 from ._util import CPU_CLOCK, REPOSITORY, WALL_CLOCK, best_time, load_average, machine_info
 from .reference import lean_reference_loop, reference_loop
@@ -229,9 +227,7 @@ def run_all(preset: Preset, options: argparse.Namespace) -> dict[str, Any]:
     results["memory"] = {"seed_cell": {}}
     if not options.no_memory:
         _say("peak memory (fresh processes)")
-        backends = {"default": "auto", "numba": "numba", "numpy": "numpy"}
-        if not compiled.available("numba"):
-            del backends["numba"]
+        backends = {"default": "auto", "numpy": "numpy"}
         if options.quick:
             backends = {"default": "auto"}
         for name, backend in backends.items():

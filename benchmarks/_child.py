@@ -3,9 +3,9 @@
 Peak resident memory only ever grows, so each measurement gets a process of its own. The peak
 is ``VmHWM`` (Linux), which equals ``getrusage(RUSAGE_SELF).ru_maxrss`` minus what Linux
 carries over from the parent across fork/exec (``ru_maxrss`` is reported too). The child
-imports what the task needs, warms the compiled kernel up on a tiny run (so loading Numba's
-on-disk cache is part of the *baseline*, not of the task), records the baseline peak, runs
-the task once and prints one JSON line::
+imports what the task needs, warms the compiled kernel up on a tiny run (so loading it from
+the on-disk kernel cache is part of the *baseline*, not of the task), records the baseline
+peak, runs the task once and prints one JSON line::
 
     {"baseline_rss_mib": …, "peak_rss_mib": …, "ru_maxrss_mib": …, "task_wall_s": …,
      "task_cpu_s": …, "output_mib": …, "resident_after_warm_up": {"rssanon_mib": …, …},
@@ -36,7 +36,7 @@ from ._util import MIB, peak_rss_mib, resident_split_mib, ru_maxrss_mib
 
 
 def _warm_up(model_name: str, params: dict[str, Any], backend: str = "auto") -> None:
-    """Run a tiny simulation so the kernel is loaded (from Numba's disk cache) and imported."""
+    """Run a tiny simulation so the kernel is loaded (from the on-disk kernel cache)."""
     import cq_core
 
     model = cq_core.get_model(model_name, **params)

@@ -1,7 +1,7 @@
 """Threads or processes for a cell's Dask blocks? (the ``dask_cells`` section)
 
 Runs the seed's histogram cell (mass_superposition, 2000 trajectories x 1500 steps, blocks
-of 500) with the NumPy kernel and with the fused C kernel, each serially, on an
+of 500) with the NumPy kernel and with the generated (compiled) kernel, each serially, on an
 in-process cluster of 2 threads and on a local cluster of 2 processes, reporting start-up and
 per-run compute wall seconds (``python -m benchmarks --only dask_cells``, or on its own)::
 
@@ -68,12 +68,13 @@ def bench(spec: Any, runs: int = 3) -> dict[str, Any]:
 
 
 def measure(runs: int = 3) -> dict[str, Any]:
-    """:func:`bench` for the NumPy and the C kernel."""
+    """:func:`bench` for the NumPy and the generated kernel."""
     import distributed  # noqa: F401  (sets its loggers' levels on import)
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     spec = _cells().CellSpec(**SPEC)
-    return {backend: bench(replace(spec, backend=backend), runs) for backend in ("numpy", "c")}
+    backends = ("numpy", "generated")
+    return {backend: bench(replace(spec, backend=backend), runs) for backend in backends}
 
 
 def markdown(result: dict[str, Any]) -> str:

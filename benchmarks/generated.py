@@ -1,8 +1,8 @@
 """The kernel generated from a model's SymPy description: issue 22's workloads × noise floor.
 
 Each workload runs ``simulate(..., save_every=10)`` (dt = 1e-4) with ``backend="generated"``
-(its keyed noise drawn inside the kernel), next to the NumPy reference path and — for the seed
-workload — the default path (``backend="auto"``), and next to its noise floor, interleaved in
+(its keyed noise drawn inside the kernel; the default path, ``backend="auto"``, of every model
+with a C compiler), next to the NumPy reference path, and next to its noise floor, interleaved in
 one process. The floor draws the same count of Gaussians with ``standard_normal`` into one
 preallocated, already written array (``_util.noise_floor_task``). Ratios are CPU time / floor
 time (least of the runs, and the median of paired ratios). Build times are wall seconds of
@@ -54,14 +54,13 @@ def _model(name: str, params: dict[str, Any]) -> cq_core.Model:
 
 
 def throughput(n_traj: int, n_steps: int, rounds: int) -> dict[str, Any]:
-    """Every workload: generated, numpy (one run) and, for the seed workload, the default path
-    (``auto``)."""
+    """Every workload: generated and numpy (one run)."""
     rows = {}
     for label, (name, params, mode, sigma) in WORKLOADS.items():
         model = _model(name, params)
         run = dict(sigma=sigma, n_traj=n_traj, t_final=n_steps * 1e-4, dt=1e-4, seed=0)
         run.update(save_every=10, mode=mode)
-        backends = ["generated", "numpy"] + (["auto"] if name == "mass_superposition" else [])
+        backends = ["generated", "numpy"]
         for backend in backends:  # warm up: build or load the kernel before timing
             cq_core.simulate(model, backend=backend, **{**run, "n_traj": 2})
         tasks = {"floor": noise_floor_task(n_steps, n_traj, model.n_noises)}
@@ -120,22 +119,16 @@ def build_times() -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The throughput table and the build times (results measured before the seed workload's
-    third column was the default path name it "c", the hand-written C kernel)."""
-    third = "hand-written C" if any("c" in r for r in results["throughput"].values()) else None
+    """The throughput table and the build times."""
     lines = [
-        f"| workload | generated × floor (paired) | numpy × floor | "
-        f"{third or 'default path'} × floor |",
-        "|---|---|---|---|",
+        "| workload | generated × floor (paired) | numpy × floor |",
+        "|---|---|---|",
     ]
     for label, row in results["throughput"].items():
-        c = row.get("c" if third else "auto")
         lines.append(
             f"| {label} | {row['generated']['ratio_to_floor']:.2f} "
             f"({row['generated']['paired_ratio_to_floor']:.2f}) | "
-            f"{row['numpy']['ratio_to_floor']:.1f} | "
-            + (f"{c['ratio_to_floor']:.2f} ({c['paired_ratio_to_floor']:.2f})" if c else "–")
-            + " |"
+            f"{row['numpy']['ratio_to_floor']:.1f} |"
         )
     for mode, row in results["build"].items():
         lines.append(

@@ -338,7 +338,7 @@ def render(results: dict[str, Any]) -> str:
     if "generated" in results:
         lines += ["", "### Generated kernels", "", generated.markdown(results["generated"])]
     cells = results.get("dask_cells") or {}
-    if "c" in cells:
+    if cells:
         lines += [
             "",
             "### One cell's Dask blocks: threads or processes",

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 import cq_core
-from cq_core.solver import fused as compiled
 from cq_core.solver.integrate import NOISE_CHUNK_STEPS
 from cq_core.solver.noise import BrownianIncrements
 
@@ -102,7 +101,7 @@ def simulate_task(workload: Workload, backend: str = "auto") -> Callable[[], Any
 
 
 def warm_up(workload: Workload, backends: tuple[str, ...] = ("auto",)) -> None:
-    """One tiny run per backend: kernels (Numba's cache, the C library) load before timing."""
+    """One tiny run per backend: kernels are built or loaded from the cache before timing."""
     model = workload.build()
     for backend in backends:
         cq_core.simulate(
@@ -197,22 +196,19 @@ def kernel_task(workload: Workload, backend: str = "auto") -> Callable[[], Any]:
 def seed_workload(rounds: int, numpy_runs: int) -> dict[str, Any]:
     """Seed workload: every backend, the keyed noise alone, the kernel alone and the floor.
 
-    ``backends`` holds ``default`` (``backend="auto"``: the C kernel where it is built; its
-    ``backend`` key says which ran), ``numba`` (the same bits from Numba's build, where
-    installed) and ``numpy``. ``rounds`` interleaved rounds (the numpy backend, ~5× slower,
-    runs ``numpy_runs`` times).
+    ``backends`` holds ``default`` (``backend="auto"``: the generated kernel where a C
+    compiler is found; its ``backend`` key says which ran) and ``numpy``. ``rounds``
+    interleaved rounds (the numpy backend, ~5× slower, runs ``numpy_runs`` times).
     Returns CPU seconds (least of the runs), trajectory-steps per second and every ratio to
     the floor.
     """
     workload = SEED_WORKLOAD
     model = workload.build()
-    fused = ("numba",) if compiled.available("numba") else ()
-    warm_up(workload, ("auto", *fused, "numpy"))
+    warm_up(workload, ("auto", "numpy"))
     n_noises = model.n_noises
     tasks = {
         "floor": noise_floor_task(workload.n_steps, workload.n_traj, n_noises),
         "default": simulate_task(workload, "auto"),
-        **{name: simulate_task(workload, name) for name in fused},
         "keyed_noise": keyed_noise_task(workload, n_noises),
         "generator_setup": generator_setup_task(workload, n_noises),
         "kernel": kernel_task(workload, "auto"),
@@ -249,7 +245,6 @@ def seed_workload(rounds: int, numpy_runs: int) -> dict[str, Any]:
         },
         "backends": {
             "default": default,
-            **{name: entry(name) for name in fused},
             "numpy": entry("numpy"),
         },
         "split": {

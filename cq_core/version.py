@@ -12,6 +12,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.1.0+unknown"
 
-NUMERICS_VERSION = "2"
+NUMERICS_VERSION = "3"
 
 __all__ = ["__version__", "NUMERICS_VERSION"]

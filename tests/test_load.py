@@ -35,7 +35,7 @@ MEMORY_CELL = CellSpec(
     t_final=0.256,  # one noise chunk of NOISE_CHUNK_STEPS steps …
     dt=1.0e-3,
     save_every=16,  # … and 17 saved times: the stored cell (130 MiB) is large too
-    backend="c",  # the fused kernel: the run takes seconds, not minutes
+    backend="generated",  # the compiled kernel: the run takes seconds, not minutes
 )
 N_NOISES, N_CLASSICAL, DIM = 3, 6, 2
 MEASURE = """

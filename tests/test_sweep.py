@@ -79,7 +79,7 @@ def test_sweep_cell_specs_builds_the_grid():
     cells = sweep_cell_specs("demo", SWEEP, base_seed=2)
     assert sorted(cells) == [("0.5", 0), ("0.5", 3), ("1.0", 0), ("1.0", 3)]
     assert cells[("1.0", 3)] == CellSpec(sigma=1.0, seed=3, base_seed=2, **BASE).resolved()
-    assert cells[("1.0", 3)].backend in ("numpy", "c", "numba")  # "auto" fixed at parse time
+    assert cells[("1.0", 3)].backend in ("numpy", "generated")  # "auto" fixed at parse time
     numpy_cells = sweep_cell_specs("demo", {**SWEEP, "backend": "numpy"})
     assert {spec.backend for spec in numpy_cells.values()} == {"numpy"}
     assert check_analysis("demo", SWEEP) == {

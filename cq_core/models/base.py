@@ -78,10 +78,6 @@ class Model:
     coupled
         Indices of the classical components j whose ``L_j`` may be non-zero (default: all).
         Components left out are declared uncoupled (``L_j = 0``), which saves work.
-    compiled_form
-        Built-in models only: ``(name, params, table)`` describing the model to the fused
-        kernels of :mod:`cq_core.solver.fused`. User models leave it ``None`` and run on the
-        NumPy path.
     symbolic
         The model as SymPy expressions (:class:`cq_core.models.symbolic.SymbolicModel`) when
         it was written from its Hamiltonian; None for a model given only as functions.
@@ -118,7 +114,6 @@ class Model:
     sigma_name: str = "sigma"
     basis_pair: tuple[int, int] | None = None
     coupled: tuple[int, ...] | None = None
-    compiled_form: tuple | None = None
     symbolic: Any = None
 
     def __post_init__(self) -> None:

@@ -78,8 +78,5 @@ def linear(
         noise_shape=np.array([[0.0], [1.0]]),
         diagonal=omega == 0.0,
         coupled=(1,),
-        compiled_form=(
-            ("linear", np.array([lam, m, phi]), SIGMA_Z[None, :]) if omega == 0.0 else None
-        ),
         symbolic=lazy_builtin_symbolic(name, params),
     )

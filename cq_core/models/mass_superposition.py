@@ -83,10 +83,5 @@ def mass_superposition(
         noise_shape=noise_shape,
         diagonal=True,
         coupled=(3, 4, 5),
-        compiled_form=(
-            "mass_superposition",
-            np.array([gmm, m, d, eps * eps, phi]),
-            SIGMA_Z[None, :],
-        ),
         symbolic=lazy_builtin_symbolic(name, params),
     )

@@ -84,6 +84,5 @@ def qubit_lattice(
         noise_shape=noise_shape,
         diagonal=True,
         coupled=tuple(range(n, 2 * n)),
-        compiled_form=("qubit_lattice", np.array([lam, m, gamma]), spins),
         symbolic=lazy_builtin_symbolic(name, params),
     )

@@ -19,7 +19,12 @@ import numpy as np
 from .base import Model
 from .symbolic import LazySymbolicModel, SymbolicModel
 
-__all__ = ["builtin_from_hamiltonian", "builtin_symbolic", "lazy_builtin_symbolic"]
+__all__ = [
+    "builtin_diagonal_terms",
+    "builtin_from_hamiltonian",
+    "builtin_symbolic",
+    "lazy_builtin_symbolic",
+]
 
 
 def _one_qubit() -> tuple[Any, Any]:
@@ -117,6 +122,41 @@ def _spec_qubit_lattice(params: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+def _terms_qubit_lattice(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``qubit_lattice``'s ``H_I = Σ_i λ (φ_i + γ) σz^(i)`` as functions of Z times level
+    columns: f_i = λ (φ_i + γ), T_ai = σz^(i) on level a (site 0 = the most significant bit),
+    without building the 2ⁿ-entry matrix."""
+    import sympy
+
+    n = int(params["n"])
+    fields = sympy.symbols(f"phi0:{n}")
+    momenta = sympy.symbols(f"pi0:{n}")
+    lam, m, gamma = (sympy.Float(params[key]) for key in ("lam", "m", "gamma"))
+    levels = np.arange(2**n)
+    bits = (levels[:, None] >> np.arange(n - 1, -1, -1)[None, :]) & 1
+    noise = sympy.zeros(2 * n, n)
+    for i in range(n):
+        noise[n + i, i] = 1
+    return dict(
+        positions=tuple(fields),
+        momenta=tuple(momenta),
+        H_C=sum(p_i**2 for p_i in momenta) / (2 * m),
+        functions=tuple(lam * (f + gamma) for f in fields),
+        table=1.0 - 2.0 * bits,
+        noise=noise,
+        domain=None,
+    )
+
+
+def builtin_diagonal_terms(name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A large diagonal built-in's ``H_I`` as a few functions of Z times constant level columns
+    (the fields of ``cq_core.solver.fused.codegen_tables.DiagonalTerms``), parameters
+    substituted; None for a model without such a description."""
+    if name == "qubit_lattice":
+        return _terms_qubit_lattice(params)
+    return None
+
+
 _SPECS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "linear": _spec_linear,
     "sqrt_potential": _spec_sqrt_potential,
@@ -151,7 +191,7 @@ def builtin_from_hamiltonian(name: str, **params: Any) -> Model:
 
     Takes the same keyword parameters as :func:`cq_core.get_model` (validated by the
     hand-written builder) and returns a :class:`Model` with the same labels, recorded
-    parameters and numbers to rounding, but lambdified functions and no ``compiled_form``.
+    parameters and numbers to rounding, but lambdified functions.
     """
     from .hamiltonian import from_hamiltonian
     from .registry import MODELS, get_model

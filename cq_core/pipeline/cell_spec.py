@@ -81,8 +81,8 @@ class CellSpec:
     method, mode, excess
         Integrator, state form and decoherence above the minimum ``v`` (docs/physics.md).
     backend
-        Kernel: ``"numpy"``, ``"c"`` or ``"numba"`` (the fused kernels: equal to NumPy's
-        to rounding, not bit for bit) or ``"auto"``. :meth:`resolved` fixes ``"auto"`` for
+        Kernel: ``"numpy"``, ``"generated"`` (the compiled kernel: equal to NumPy's to
+        rounding, not bit for bit) or ``"auto"``. :meth:`resolved` fixes ``"auto"`` for
         this machine, so that every block of a cell runs the same kernel and the stored spec
         says which.
 

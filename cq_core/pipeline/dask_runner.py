@@ -153,8 +153,8 @@ def dask_client(
 def use_processes(backend: str, threads: int, trajectory_steps: int) -> bool:
     """Whether a local cluster should use worker processes rather than threads.
 
-    Measured on 2 cores (``benchmarks/bench_dask_cells.py``): the fused kernels release the
-    GIL (Numba's ``nogil``, ctypes for C), so threads scale and start in ~0.05 s; the NumPy
+    Measured on 2 cores (``benchmarks/bench_dask_cells.py``): the compiled kernel releases
+    the GIL (it is called through ctypes), so threads scale and start in ~0.05 s; the NumPy
     kernel holds the GIL between its many small array operations, so threads give no
     speed-up, while processes halve the compute but cost 1–4 s to start. Processes therefore
     only for the NumPy kernel, with more than one worker, and at least

@@ -221,8 +221,8 @@ def sweep_cell_specs(
     σ and every seed with ``check_run`` and rejects duplicate σ (after ``float``) or seed
     values. Without ``grid`` the point label is σ's label (``sigma_label``); with one it is
     ``<axis>=<label>/…/sigma=<σ>`` (:func:`cq_core.pipeline.layout.point_label`). The cells
-    come back with their kernel resolved (``backend="auto"`` becomes ``"c"``, ``"numba"`` or
-    ``"numpy"`` here), so the pipeline's parameters name the kernel that computes the numbers.
+    come back with their kernel resolved (``backend="auto"`` becomes ``"generated"`` or ``"numpy"``
+    here), so the pipeline's parameters name the kernel that computes the numbers.
     Raises ``ValueError`` naming the key, e.g. ``invalid config: sweeps.hist.sigma[1]: sigma
     must be > 0, got -1.0``.
     """

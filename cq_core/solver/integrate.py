@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.base import Model
-from . import fused
-from .fused import generated
+from .fused import GENERATED, generated
 from .noise import BrownianIncrements, sfc64_states
 from .operators import StepOperators, noise_term
 from .schemes import SCHEMES
@@ -97,14 +96,14 @@ def integrate(
     N, dt = s.n_traj, s.dt
     mean_field = s.mode == "mean_field"
     if (
-        s.backend == fused.GENERATED
+        s.backend == GENERATED
         and increments is None
         and not mean_field
         and generated.draws_keyed_noise(model, s.mode)
     ):  # the kernel draws the keyed noise itself, from the trajectories' generator states
         rng = sfc64_states(s.base_seed, s.seed, s.first_trajectory, N)
         return _integrate_compiled(model, s, None, None, progress, rng=rng)
-    keyed = None  # the engine's own noise, which a fused kernel draws group by group
+    keyed = None  # the engine's own noise, which the kernel reads group by group
     if increments is None and not mean_field:
         keyed = BrownianIncrements(
             base_seed=s.base_seed,
@@ -115,7 +114,7 @@ def integrate(
             dt=dt,
         )
         increments = keyed.draw
-    if s.backend in fused.BACKENDS or s.backend == fused.GENERATED:
+    if s.backend == GENERATED:
         return _integrate_compiled(
             model, s, keyed.draw_rows if keyed else None, increments, progress
         )
@@ -182,7 +181,7 @@ def keyed_chunk_steps(n_noises: int) -> int:
 def _integrate_compiled(
     model: Model, s: RunSettings, draw_rows, increments, progress, rng=None
 ) -> Trajectories:
-    """:func:`integrate` through a fused kernel of :mod:`cq_core.solver.fused` (same noise).
+    """:func:`integrate` through the generated kernel of :mod:`cq_core.solver.fused` (same noise).
 
     Each chunk of steps runs in groups of :data:`FUSED_GROUP_TRAJECTORIES` trajectories. With
     the engine's keyed noise (``draw_rows``, :meth:`BrownianIncrements.draw_rows`) a group's
@@ -192,25 +191,14 @@ def _integrate_compiled(
     generator. With ``rng`` (the generators' SFC64 states) the generated kernel draws the
     same keyed noise itself.
     """
-    if s.backend == fused.GENERATED:
-        state = generated.initial_state(model, s.mode, s.n_traj)
-        Z, classical_out, quantum_out, status, status_step = _start(
-            model, s, _initial_state(model, s.mode, s.n_traj)
-        )
-        advance = generated.prepare(
-            model, s.mode, s.sigma, s.excess, s.dt, s.saved_steps, Z, state,
-            classical_out, quantum_out, status, status_step, rng,
-        )  # fmt: skip
-    else:
-        code, params, table = model.compiled_form
-        kernel = s.sigma * model.noise_shape
-        psi = _initial_state(model, "pure", s.n_traj)
-        Z, classical_out, quantum_out, status, status_step = _start(model, s, psi)
-        advance = fused.prepare(
-            s.backend, code, params, table, kernel, np.linalg.pinv(kernel),
-            np.asarray(model.coupled, dtype=np.int64), Z, np.abs(psi) ** 2, np.angle(psi),
-            s.dt, s.saved_steps, classical_out, quantum_out, status, status_step,
-        )  # fmt: skip
+    state = generated.initial_state(model, s.mode, s.n_traj)
+    Z, classical_out, quantum_out, status, status_step = _start(
+        model, s, _initial_state(model, s.mode, s.n_traj)
+    )
+    advance = generated.prepare(
+        model, s.mode, s.sigma, s.excess, s.dt, s.saved_steps, Z, state,
+        classical_out, quantum_out, status, status_step, rng,
+    )  # fmt: skip
     N, step = s.n_traj, 0
     chunk_steps = NOISE_CHUNK_STEPS
     group_noise = None

@@ -18,8 +18,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..models.base import Model
-from . import fused
-from .fused import generated
+from .fused import GENERATED, build, generated
 from .positivity import check_initial_point, check_noise_covers_backreaction
 from .schemes import SCHEMES
 
@@ -38,9 +37,11 @@ METHODS = ("auto", *SCHEMES)
 """Integrators: ``auto`` picks ``exponential`` for diagonal models and ``kraus`` otherwise;
 the others are the schemes of :data:`cq_core.solver.schemes.SCHEMES`."""
 MODES = ("pure", "density", "mean_field")
-BACKENDS = ("auto", "numpy", *fused.BACKENDS, fused.GENERATED)
-"""Kernels: ``auto`` uses a hand-written fused kernel (C, else Numba) where one covers the run,
-else the kernel generated from the model's SymPy description where it covers it, else NumPy."""
+BACKENDS = ("auto", GENERATED, "numpy")
+"""Kernels: ``auto`` uses the kernel generated from the model's SymPy description where it
+covers the run (:mod:`cq_core.solver.fused`), else NumPy; ``numpy`` is the readable reference."""
+RETIRED_BACKENDS = ("c", "numba")
+"""The hand-written fused kernels' names, refused with a pointer to ``generated``."""
 MEMORY_FRACTION = 0.5
 """A run's estimated peak memory (:func:`memory_estimate`) may take at most this fraction of
 the machine's memory."""
@@ -158,61 +159,49 @@ def _builds(model: Model, mode: str) -> bool:
 
 
 def resolve_backend(model: Model, backend: str, method: str, mode: str) -> str:
-    """The kernel a run uses: a fused kernel (cq_core.solver.fused) where one covers it, else numpy.
+    """The kernel a run uses: the generated kernel where it covers the run, else numpy.
 
-    The hand-written fused kernels cover pure-state runs of the ``exponential`` method for
-    built-in models with a constant noise kernel (``linear`` with ω = 0, ``mass_superposition``,
-    ``qubit_lattice``); the generated kernel (:mod:`cq_core.solver.fused.generated`) every
-    model with a SymPy description in pure, density and mean-field mode. ``"auto"`` prefers
-    the C kernel, then Numba (if installed), then the generated kernel (built here, once; if it
-    cannot be built, a warning and NumPy), then NumPy. Asking for a kernel that does not cover
-    the run, or cannot be built, is a ``ValueError``.
+    The generated kernel (:mod:`cq_core.solver.fused.generated`) covers every model with a
+    SymPy description (the built-ins and ``from_hamiltonian`` models) in pure, density and
+    mean-field mode, the ``exponential`` method for diagonal models and ``kraus`` otherwise.
+    ``"auto"`` builds it here (once, cached on disk); where it cannot be built — no C compiler,
+    a compiler error — a warning says so and the run takes the NumPy path. Asking for
+    ``"generated"`` where it does not cover the run, or cannot be built, is a ``ValueError``.
     """
+    if backend in RETIRED_BACKENDS:
+        raise ValueError(
+            f"backend {backend!r} was retired: the kernel generated from the model "
+            f"(backend 'generated', which 'auto' picks) replaces the hand-written C and Numba "
+            f"kernels; backend must be one of {', '.join(BACKENDS)}"
+        )
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    covered = (
-        model.compiled_form is not None
-        and model.constant_noise
-        and mode == "pure"
-        and method == "exponential"
-    )
-    generated_covers = generated.covers(model, method, mode)
-    if backend == "auto":  # the first fused kernel available here, in order of preference
-        ready = (name for name in fused.BACKENDS if fused.available(name))
-        if covered:
-            return next(ready, fused.GENERATED if generated_covers else "numpy")
-        return fused.GENERATED if generated_covers and _builds(model, mode) else "numpy"
-    if backend == fused.GENERATED:
-        if not generated_covers:
-            raise ValueError(
-                f"backend 'generated' covers models with a symbolic description (from_hamiltonian)"
-                f" in pure or density mode, method 'exponential' for diagonal models and 'kraus' "
-                f"(d <= {generated.MAX_LEVELS}) otherwise, where a C compiler is installed; got "
-                f"model {model.name!r}, method {method!r}, mode {mode!r}: use backend 'auto'"
-            )
-        try:
-            generated.load(model, mode)  # built (once, cached) before any work starts
-        except RuntimeError as err:
-            raise ValueError(
-                f"backend 'generated' cannot build model {model.name!r}: {err}"
-            ) from err
+    if backend == "numpy":
         return backend
-    if backend != "numpy" and not covered:
-        raise ValueError(
-            f"backend {backend!r} covers pure-state runs of the 'exponential' method for the "
-            f"built-in models with constant noise; got model {model.name!r}, method "
-            f"{method!r}, mode {mode!r}: use backend 'auto'"
-        )
-    if backend != "numpy" and not fused.available(backend):
-        raise ValueError(
-            f"backend {backend!r} is not available here ("
-            + (
-                "cq-sweep was installed without a C compiler"
-                if backend == "c"
-                else "numba is not installed"
+    covered = generated.covers(model, method, mode, needs_compiler=False)
+    if backend == "auto":
+        if covered and build.compiler() is None:
+            warnings.warn(
+                f"model {model.name!r}: no C compiler found (set $CC) for the generated "
+                "kernel; running on the NumPy path",
+                RuntimeWarning,
+                stacklevel=3,
             )
-            + "): use backend 'auto'"
+            return "numpy"
+        return GENERATED if covered and _builds(model, mode) else "numpy"
+    if not covered or build.compiler() is None:
+        raise ValueError(
+            f"backend 'generated' covers models with a symbolic description (from_hamiltonian)"
+            f" in pure, density or mean-field mode, method 'exponential' for diagonal models "
+            f"(density only up to d = {generated.TABLE_MIN_LEVELS}) and 'kraus' "
+            f"(d <= {generated.MAX_LEVELS}) otherwise, where a C compiler is installed; got "
+            f"model {model.name!r} (d = {model.dim}), method {method!r}, mode {mode!r}: use "
+            "backend 'auto'"
         )
+    try:
+        generated.load(model, mode)  # built (once, cached) before any work starts
+    except RuntimeError as err:
+        raise ValueError(f"backend 'generated' cannot build model {model.name!r}: {err}") from err
     return backend
 
 
@@ -233,7 +222,7 @@ def memory_estimate(model: Model, settings: RunSettings) -> int:
     state = 16 * (d * d if settings.mode == "density" else d)  # bytes per trajectory
     output = settings.n_saved * (8 * n + state)
     chunk = min(NOISE_CHUNK_STEPS, settings.n_steps)
-    if settings.backend in (*fused.BACKENDS, fused.GENERATED):  # noise by groups; state in place
+    if settings.backend == GENERATED:  # noise by groups; state in place
         group = 8 * m * chunk * min(N, FUSED_GROUP_TRAJECTORIES)
         return N * (output + 2 * (state + 8 * n)) + group
     copies = WORKING_COPIES.get(settings.method, max(WORKING_COPIES.values()))

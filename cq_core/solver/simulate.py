@@ -126,10 +126,10 @@ def simulate(
     excess
         Decoherence above the minimum, ``v ≥ 0`` (density mode only).
     backend
-        ``"auto"`` uses a fused kernel of :mod:`cq_core.solver.fused` where one covers the run
-        (the C one if built, else Numba's; same equations and noise, equal to the NumPy path
-        to rounding), ``"numpy"`` the vectorised NumPy kernel; ``"c"`` and ``"numba"`` insist
-        on that fused kernel.
+        ``"auto"`` uses the kernel generated from the model (:mod:`cq_core.solver.fused`;
+        same equations and noise, equal to the NumPy path to rounding) where it covers the run
+        and a C compiler is found, else ``"numpy"``, the vectorised NumPy kernel (the readable
+        reference); ``"generated"`` insists on the generated kernel.
     progress
         Optional callback ``progress(step, n_steps)``.
 

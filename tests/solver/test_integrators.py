@@ -30,7 +30,6 @@ import numpy as np
 import pytest
 
 import cq_core
-from cq_core.solver import fused as compiled
 
 REFERENCE_STEPS = 4096
 """Steps of the reference solution for the strong-order study (16× the finest tested grid)."""
@@ -59,19 +58,16 @@ classical part only the lower end applies (its error mixes order-½ and order-1 
 ORDER_ONE = (0.8, 1.3)
 """Accepted band of fitted slopes for an order-1 scheme."""
 COARSE = (8, 16, 32, 64, 128, 256)
-NUMBA = pytest.mark.skipif(not compiled.available("numba"), reason="numba is not installed")
 STRONG_STUDIES = [
     # (case, method, backend, step counts, accepted band of the fitted strong order)
     ("linear", "exponential", "numpy", COARSE, ORDER_ONE),
-    ("linear", "exponential", "c", COARSE, ORDER_ONE),
-    pytest.param("linear", "exponential", "numba", COARSE, ORDER_ONE, marks=NUMBA),
+    ("linear", "exponential", "generated", COARSE, ORDER_ONE),
     ("linear", "kraus", "numpy", COARSE, ORDER_ONE),
     ("linear", "euler", "numpy", COARSE, ORDER_HALF),
     ("linear_omega3", "kraus", "numpy", COARSE, ORDER_ONE),
     ("linear_omega3", "euler", "numpy", COARSE, ORDER_HALF),
     ("mass_superposition", "exponential", "numpy", COARSE, ORDER_ONE),
-    ("mass_superposition", "exponential", "c", COARSE, ORDER_ONE),
-    pytest.param("mass_superposition", "exponential", "numba", COARSE, ORDER_ONE, marks=NUMBA),
+    ("mass_superposition", "exponential", "generated", COARSE, ORDER_ONE),
     ("mass_superposition", "kraus", "numpy", COARSE, ORDER_ONE),
     # Euler–Maruyama runs away on some paths below 32 steps (K up to 4, dt ≥ 0.009)
     ("mass_superposition", "euler", "numpy", COARSE[2:], ORDER_HALF),
@@ -113,7 +109,6 @@ def _full_matrices(model: cq_core.Model) -> cq_core.Model:
         interaction_hamiltonian=interaction_hamiltonian,
         backreaction_operators=backreaction_operators,
         diagonal=False,
-        compiled_form=None,
     )
 
 

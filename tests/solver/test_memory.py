@@ -15,7 +15,7 @@ from cq_core.solver.settings import check_run, memory_estimate
 
 CASES = [
     # (model, params, mode, n_traj, t_final, dt, save_every)
-    ("linear", {}, "pure", 2000, 0.1, 1e-3, 1),  # fused C kernel
+    ("linear", {}, "pure", 2000, 0.1, 1e-3, 1),  # the generated kernel
     ("linear", {}, "density", 2000, 0.1, 1e-3, 1),
     ("linear", {"omega": 3.0}, "density", 1000, 0.1, 1e-3, 2),
     ("linear", {"omega": 3.0}, "pure", 4000, 0.05, 1e-3, 5),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -57,6 +58,8 @@ _TEMPLATE = tuple(
         "run_loop.c",
         "codegen.py",
         "ziggurat.py",
+        "table_step.c",
+        "codegen_tables.py",
     )
 )  # what a kernel's source is made by: part of its key
 _LOADED: dict[str, Any] = {}  # key → the loaded cq_run, per process
@@ -119,14 +122,16 @@ def _description(symbolic: Any) -> list[str]:
     return what
 
 
-def _key(model: Model, diagonal: bool, density: bool, mean_field: bool = False) -> str:
+def _key(
+    model: Model, diagonal: bool, density: bool, mean_field: bool = False, tables: bool = False
+) -> str:
     """What the kernel's source depends on, hashed, without generating it."""
     lazy = callable(model.symbolic) or isinstance(model.symbolic, LazySymbolicModel)
     if lazy and model.name in MODELS:  # a built-in: its description follows from name, params
         what = ["builtin", model.name, params_to_json(model.params)]
     else:
         what = _description(model.symbolic)
-    flags = [diagonal, density, mean_field]
+    flags = [diagonal, density, mean_field] + (["tables"] if tables else [])
     text = json.dumps([_makers(), COMPILE_FLAGS, *flags, what])
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -160,35 +165,51 @@ def _compile(source: str, directory: Path) -> Path:
     return library
 
 
-def load_kernel(model: Model, *, diagonal: bool, density: bool, mean_field: bool = False) -> Any:
+def load_kernel(
+    model: Model, *, diagonal: bool, density: bool, mean_field: bool = False, tables: bool = False
+) -> Any:
     """The model's compiled ``cq_run`` (ctypes function), generated and built if needed.
+
+    ``tables``: the large-diagonal kernel of :mod:`.codegen_tables` (pure state, exponential
+    scheme) instead of one expression per level.
 
     Once per process: later calls return the loaded function. Raises ``RuntimeError`` if the
     kernel cannot be built here (no compiler, a compiler error).
     """
-    key = _key(model, diagonal, density, mean_field)
+    key = _key(model, diagonal, density, mean_field, tables)
     if key in _LOADED:
         return _LOADED[key]
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     index = directory / f"{key}.key"
+    level_table = directory / f"{key}.npy"  # a table kernel's level table (codegen_tables)
     library = None
-    if index.is_file():
+    if index.is_file() and (not tables or level_table.is_file()):
         library = directory / index.read_text().strip()
         if not library.is_file():
             library = None
     if library is None:
         from .codegen import generate_source  # SymPy: only on a cache miss
-        from .ziggurat import tables
+        from .ziggurat import tables as read_ziggurat
 
         library_path = npyrandom()
-        source = generate_source(
-            symbolic_of(model),
-            diagonal=diagonal,
-            density=density,
-            mean_field=mean_field,
-            ziggurat_tables=tables(library_path) if library_path is not None else None,
-        )
+        zig = read_ziggurat(library_path) if library_path is not None else None
+        if tables:
+            from .codegen_tables import diagonal_terms, generate_table_source
+
+            terms = diagonal_terms(model)
+            source = generate_table_source(terms, ziggurat_tables=zig)
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(terms.table, dtype=np.float64))
+            _write(level_table, buffer.getvalue())
+        else:
+            source = generate_source(
+                symbolic_of(model),
+                diagonal=diagonal,
+                density=density,
+                mean_field=mean_field,
+                ziggurat_tables=zig,
+            )
         library = _compile(source, directory)
         _write(index, library.name)
     shared = ctypes.CDLL(str(library))
@@ -201,5 +222,8 @@ def load_kernel(model: Model, *, diagonal: bool, density: bool, mean_field: bool
         _PTR, _DOUBLE,  # rng (SFC64 states, or NULL: read dW), noise_scale
     ]  # fmt: skip
     run.keyed_noise = bool(ctypes.c_int.in_dll(shared, "cq_keyed_noise").value)
+    if tables:  # the kernel reads the table through cq_table: keep it alive with run
+        run.level_table = np.load(level_table)
+        ctypes.c_void_p.in_dll(shared, "cq_table").value = run.level_table.ctypes.data
     _LOADED[key] = run
     return run

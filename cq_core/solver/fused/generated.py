@@ -2,8 +2,8 @@
 
 :func:`covers` says whether it runs a given model and settings; :func:`prepare` builds (or
 loads from the cache, :mod:`.build`) the model's kernel, checks a run's arrays once and
-returns ``advance(start, stop, dW, first_step)`` with the interface of the hand-written fused
-kernels. The state arrays it advances in place: ``Z`` (N, n); ``state`` (N, 2d) float64 —
+returns ``advance(start, stop, dW, first_step)`` for one group of
+trajectories. The state arrays it advances in place: ``Z`` (N, n); ``state`` (N, 2d) float64 —
 populations then phases — for a pure diagonal run, (N, 2d²) — moduli then phases of ρ — for a
 diagonal density run, ψ (N, d) complex for a pure Kraus or mean-field run, ρ (N, d, d)
 complex for a Kraus density run.
@@ -18,25 +18,35 @@ import numpy as np
 from ...models import Model
 from .build import compiler, load_kernel
 
-__all__ = ["covers", "draws_keyed_noise", "initial_state", "load", "prepare"]
+__all__ = ["covers", "draws_keyed_noise", "initial_state", "load", "prepare", "uses_tables"]
 
 MAX_LEVELS = 16
 """Full (non-diagonal) operators are covered up to d = 16 (stack arrays of d² entries)."""
+TABLE_MIN_LEVELS = 32
+"""Diagonal models with more levels run the table kernel (:mod:`.codegen_tables`: a few
+functions of Z times constant level tables, active levels only), in pure mode only."""
 
 
-def covers(model: Model, method: str, mode: str) -> bool:
-    """Whether the generated kernel runs this model, method and mode (a compiler is needed):
-    pure and density runs of the ``exponential`` method (diagonal models) or ``kraus`` (full,
-    d ≤ :data:`MAX_LEVELS`), and mean-field runs."""
+def uses_tables(model: Model, mode: str) -> bool:
+    """Whether a run takes the table kernel: a pure run of a diagonal model with more than
+    :data:`TABLE_MIN_LEVELS` levels."""
+    return model.diagonal and mode == "pure" and model.dim > TABLE_MIN_LEVELS
+
+
+def covers(model: Model, method: str, mode: str, needs_compiler: bool = True) -> bool:
+    """Whether the generated kernel runs this model, method and mode (with ``needs_compiler``,
+    also: a C compiler is found): pure and density runs of the ``exponential`` method (diagonal
+    models; density up to d = :data:`TABLE_MIN_LEVELS`) or ``kraus`` (full, d ≤
+    :data:`MAX_LEVELS`), and mean-field runs."""
     if model.symbolic is None or mode not in ("pure", "density", "mean_field"):
         return False
     if mode == "mean_field":
-        fits = model.diagonal or model.dim <= MAX_LEVELS
-    elif model.diagonal:
-        fits = method == "exponential"
+        fits = model.dim <= (TABLE_MIN_LEVELS if model.diagonal else MAX_LEVELS)
+    elif model.diagonal:  # density at large d: d² entries per trajectory, on the NumPy path
+        fits = method == "exponential" and (mode == "pure" or model.dim <= TABLE_MIN_LEVELS)
     else:
         fits = method == "kraus" and model.dim <= MAX_LEVELS
-    return fits and compiler() is not None
+    return fits and (not needs_compiler or compiler() is not None)
 
 
 def load(model: Model, mode: str):
@@ -45,7 +55,11 @@ def load(model: Model, mode: str):
     Raises ``RuntimeError`` if it cannot be built here (no compiler, a compiler error).
     """
     return load_kernel(
-        model, diagonal=model.diagonal, density=mode == "density", mean_field=mode == "mean_field"
+        model,
+        diagonal=model.diagonal,
+        density=mode == "density",
+        mean_field=mode == "mean_field",
+        tables=uses_tables(model, mode),
     )
 
 
@@ -140,8 +154,10 @@ def prepare(
         else:
             chunk = dW.shape[1] if dW.ndim == 3 else -1
             dW_at, draw_at = _address("dW", dW, np.float64, (stop - start, chunk, m)), None
-        run(stop - start, chunk, dt, sigma, excess, first_step, saved_at, T, z_at, q_at, dW_at,
-            c_at, o_at, st_at, ss_at, draw_at, noise_scale)  # fmt: skip
+        failed = run(stop - start, chunk, dt, sigma, excess, first_step, saved_at, T, z_at,
+                     q_at, dW_at, c_at, o_at, st_at, ss_at, draw_at, noise_scale)  # fmt: skip
+        if failed:
+            raise MemoryError(f"model {model.name!r}: the kernel's scratch memory ran out")
 
     advance.arrays = keep  # the C code holds their addresses: keep them alive
     return advance
