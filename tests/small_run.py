@@ -5,13 +5,17 @@
 seed and a few trajectories (same models and times), run once per test session by real Snakemake
 in a temporary copy of the workflow (:func:`workflow_helpers.copy_workflow`), and its
 report made with ``snakemake --report``. Built on first use; later users in the same session
-reuse the directory.
+reuse the directory. Under pytest-xdist the workers share it: the run lies in the folder
+common to every worker's temporary directory, and a file lock lets the first worker make it
+while the others wait and then reuse it.
 """
 
 from __future__ import annotations
 
 import copy
+import fcntl
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -39,10 +43,21 @@ def small_config() -> dict:
 
 def small_run(tmp_path_factory) -> Path:
     """The work directory of the small run (``results/``, ``results/report.html`` inside)."""
-    workdir = tmp_path_factory.getbasetemp() / "small-default-run"
-    report = workdir / "results" / "report.html"
-    if report.is_file():
-        return workdir
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # base is <run's folder>/<worker id>
+        base = base.parent
+    workdir = base / "small-default-run"
+    with (base / "small-default-run.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not (workdir / "results" / "report.html").is_file():
+            _run(workdir)
+    return workdir
+
+
+def _run(workdir: Path) -> None:
+    """Run the small config and make its report in a fresh copy of the workflow."""
+    if workdir.exists():  # left by a run that failed half-way
+        shutil.rmtree(workdir)
     copy_workflow(workdir)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(small_config()))
     for args in (["--cores", "2"], ["--report", "results/report.html"]):
@@ -51,4 +66,3 @@ def small_run(tmp_path_factory) -> Path:
             env=dict(os.environ),
         )  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir

@@ -323,14 +323,17 @@ def dask_cluster(tmp_path_factory):
                 time.sleep(0.5)
         yield address
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # the workers first: a worker told to stop while its scheduler stops too may wait
+        # for the scheduler's answer until the timeout below
+        for group in (processes[1:], processes[:1]):
+            for process in group:
+                process.terminate()
+            for process in group:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def test_external_scheduler_gives_the_same_store(dask_cluster, local_store, tmp_path):
