@@ -2,7 +2,7 @@
 
 :mod:`.codegen` prints a model's part (its flow, operators and noise as C expressions) in front
 of the shared step loop (``generic_step.c``, ``diagonal_step.c``, ``kraus_step.c``,
-``run_loop.c``); :mod:`.codegen_tables` writes large diagonal models (more than
+``loop_shared.c``, ``run_loop.c``); :mod:`.codegen_tables` writes large diagonal models (more than
 :data:`.generated.TABLE_MIN_LEVELS` levels) as a few functions of Z times constant level
 tables, stepped by ``table_step.c``. :mod:`.build` compiles a kernel with the system C
 compiler on first use and caches it on disk across processes; :mod:`.generated` binds it to a

@@ -1,14 +1,15 @@
 """Build a model's generated kernel on first use, cached on disk across processes.
 
 A kernel is keyed by what determines its source: the shared C (``generic_step.c``,
-``diagonal_step.c``, ``kraus_step.c``, ``run_loop.c``) and the code that writes it
-(``codegen.py``, ``ziggurat.py``), the flags (diagonal, density, mean field), NumPy's version
-(its ziggurat tables) and the model. A model with a ``symbolic`` description is keyed by
-its SymPy text (``srepr``); a built-in model whose ``symbolic`` is a zero-argument function
-(built only when called) by its name and parameters, so that a cached run never builds the
-SymPy expressions nor imports SymPy. On a miss the source is generated (:mod:`.codegen`,
-SymPy), compiled with the system C compiler into ``<cache>/<sha256 of the source>.so`` and the
-key recorded beside it; the next process finds it by the key and only loads it (ctypes).
+``diagonal_step.c``, ``kraus_step.c``, ``loop_shared.c``, ``run_loop.c``, ``table_step.c``)
+and the code that writes it (``codegen.py``, ``codegen_tables.py``, ``ziggurat.py``), the
+flags (diagonal, density, mean field), NumPy's version (its ziggurat tables) and the model.
+A model with a ``symbolic`` description is keyed by its SymPy text (``srepr``); a built-in
+model whose ``symbolic`` is a zero-argument function (built only when called) by its name and
+parameters, so that a cached run never builds the SymPy expressions nor imports SymPy. On a
+miss the source is generated (:mod:`.codegen`, SymPy), compiled with the system C compiler
+into ``<cache>/<sha256 of the source>.so`` and the key recorded beside it; the next process
+finds it by the key and only loads it (ctypes).
 
 The cache is ``$CQ_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/cq-sweep/kernels``, else
 ``~/.cache/cq-sweep/kernels``. Files are written under temporary names and renamed, so
@@ -55,6 +56,7 @@ _TEMPLATE = tuple(
         "generic_step.c",
         "diagonal_step.c",
         "kraus_step.c",
+        "loop_shared.c",
         "run_loop.c",
         "codegen.py",
         "ziggurat.py",

@@ -3,7 +3,8 @@
 :func:`generate_source` turns a :class:`cq_core.models.symbolic.SymbolicModel` into the
 model's part of the kernel: sizes, flags and two C functions of one classical point
 (``cq_point``, ``cq_inside``; their contract is at the top of ``generic_step.c``), followed
-by the shared C (``generic_step.c``, ``diagonal_step.c``, ``kraus_step.c``, ``run_loop.c``).
+by the shared C (``generic_step.c``, ``diagonal_step.c``, ``kraus_step.c``, ``loop_shared.c``,
+``run_loop.c``).
 Derived here, symbolically, once per model:
 
 - the flow ``{Z_j, H_C}`` and the back-reaction operators ``L_j = {Z_j, H_I}``;
@@ -33,7 +34,13 @@ __all__ = ["TEMPLATE", "generate_source", "to_c"]
 
 TEMPLATE = tuple(
     Path(__file__).with_name(name)
-    for name in ("generic_step.c", "diagonal_step.c", "kraus_step.c", "run_loop.c")
+    for name in (
+        "generic_step.c",
+        "diagonal_step.c",
+        "kraus_step.c",
+        "loop_shared.c",
+        "run_loop.c",
+    )
 )
 """The C shared by every generated kernel: the quantum steps, then the loop and RK4."""
 
@@ -299,7 +306,7 @@ def generate_source(
     ``diagonal`` picks the exponential scheme on real diagonals, else the Kraus scheme on full
     matrices; ``density`` the density-matrix state, else the pure state; ``mean_field`` the
     deterministic mean-field equations (RK4) instead. With ``ziggurat_tables`` (NumPy's, from
-    :func:`.ziggurat.tables`) the kernel can draw the keyed noise itself (``run_loop.c``).
+    :func:`.ziggurat.tables`) the kernel can draw the keyed noise itself (``loop_shared.c``).
     """
     functions, sizes, coupled = _point_functions(symbolic, diagonal)
     keyed = ziggurat_tables is not None

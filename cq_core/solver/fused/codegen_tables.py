@@ -44,9 +44,9 @@ __all__ = ["DiagonalTerms", "diagonal_terms", "generate_table_source", "terms_fr
 
 STEP = Path(__file__).with_name("table_step.c")
 """The loop and step of a table kernel (appended after the generated part)."""
-KEYED_NOISE_SOURCE = Path(__file__).with_name("run_loop.c")
-"""Where the keyed-noise draw of every generated kernel lives (its ``#if KEYED_NOISE`` block
-is reused here verbatim, so both kinds of kernel draw the same bits)."""
+SHARED = Path(__file__).with_name("loop_shared.c")
+"""The C every generated kernel's loop shares (the freeze-and-flag rule, the keyed noise
+draw): both kinds of kernel draw the same bits and flag the same way."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,20 +130,6 @@ def _bracket(terms: DiagonalTerms, j: int, expr: Any) -> Any:
     if j < k:
         return sympy.diff(expr, terms.momenta[j])
     return -sympy.diff(expr, terms.positions[j - k])
-
-
-def _keyed_noise_c() -> str:
-    """The ``#if KEYED_NOISE`` … ``#endif`` block of ``run_loop.c`` (nested blocks counted)."""
-    lines = KEYED_NOISE_SOURCE.read_text().splitlines()
-    start = lines.index("#if KEYED_NOISE")
-    depth = 0
-    for end in range(start, len(lines)):
-        word = lines[end].split()[0] if lines[end].split() else ""
-        depth += word in ("#if", "#ifdef", "#ifndef")
-        depth -= word == "#endif"
-        if depth == 0:
-            return "\n".join(lines[start : end + 1]) + "\n"
-    raise RuntimeError(f"{KEYED_NOISE_SOURCE}: unbalanced #if KEYED_NOISE block")
 
 
 Entry = tuple[str, Any, int, int]
@@ -272,7 +258,8 @@ def generate_table_source(terms: DiagonalTerms, *, ziggurat_tables: dict | None 
         "",
     ]
     if keyed:
-        lines += [c_tables(ziggurat_tables), _keyed_noise_c()]
+        lines.append(c_tables(ziggurat_tables))
+    lines.append(SHARED.read_text())
     lines += _point_function(outputs, n) + _contractions(*entries, sizes)
     lines += ["static inline int cq_inside(const double *z)", "{"]
     lines += [f"    const double z_{r} = z[{r}];" for r in range(n)]

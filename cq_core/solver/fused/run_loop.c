@@ -1,12 +1,8 @@
 /*
  * The loop of the generated kernel over trajectories and steps, and the mean-field step:
  * appended by cq_core/solver/fused/codegen.py after generic_step.c (whose header describes
- * the generated part, the equations and the array layouts).
+ * the generated part, the equations and the array layouts) and loop_shared.c.
  */
-
-#ifndef KEYED_NOISE
-#define KEYED_NOISE 0
-#endif
 
 #if MEANFIELD
 /* The mean-field right-hand side at (z, ψ): dz = {z, H_C} + ⟨L⟩, dψ = −i H_I ψ. */
@@ -76,74 +72,6 @@ static inline int mean_field_step(const double *z, const cplx *psi, double dt, d
 }
 #endif
 
-#if KEYED_NOISE
-/* The engine's keyed noise drawn here, step by step, instead of read from dW: every
-   trajectory's SFC64 generator (state s = a, b, c, counter; cq_core/solver/noise.py seeds it
-   as NumPy does) feeds NumPy's ziggurat method for the standard normal, with NumPy's own
-   tables ZIG_KI, ZIG_WI, ZIG_FI (read from its libnpyrandom.a by ziggurat.py and written
-   above by codegen.py), so the increments are those of BrownianIncrements bit for bit,
-   without a round trip through memory or Python. */
-#define ZIG_R 3.6541528853610087963519472518     /* where the tail starts */
-#define ZIG_INV_R 0.27366123732975827203338247596 /* 1 / ZIG_R */
-
-static inline uint64_t sfc64_next(uint64_t *s)
-{
-    const uint64_t out = s[0] + s[1] + s[3]++;
-    s[0] = s[1] ^ (s[1] >> 11);
-    s[1] = s[2] + (s[2] << 3);
-    s[2] = ((s[2] << 24) | (s[2] >> 40)) + out;
-    return out;
-}
-
-static inline double sfc64_double(uint64_t *s)
-{
-    return (double)(sfc64_next(s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* The rare rejections of the ziggurat (under 1 % of draws), kept out of line: inlined, they
-   would crowd the step's loop and keep the compiler from unrolling the draws. */
-#if defined(__GNUC__)
-__attribute__((noinline, cold))
-#endif
-static double keyed_normal_rejected(uint64_t *s, uint64_t rabs, int idx, double x)
-{
-    for (;;) {
-        if (idx == 0) { /* the tail beyond ZIG_R */
-            for (;;) {
-                const double xx = -ZIG_INV_R * log1p(-sfc64_double(s));
-                const double yy = -log1p(-sfc64_double(s));
-                if (yy + yy > xx * xx)
-                    return ((rabs >> 8) & 1) ? -(ZIG_R + xx) : ZIG_R + xx;
-            }
-        }
-        if ((ZIG_FI[idx - 1] - ZIG_FI[idx]) * sfc64_double(s) + ZIG_FI[idx] < exp(-0.5 * x * x))
-            return x;
-        const uint64_t r = sfc64_next(s); /* rejected: draw again */
-        idx = (int)(r & 0xff);
-        rabs = (r >> 9) & 0x000fffffffffffffu;
-        x = (double)rabs * ZIG_WI[idx];
-        if ((r >> 8) & 1)
-            x = -x;
-        if (rabs < ZIG_KI[idx])
-            return x;
-    }
-}
-
-/* One standard normal from the SFC64 state s: 8 bits pick the layer, one the sign, 52 the
-   abscissa, accepted at once inside the layer's rectangle. */
-static inline double keyed_normal(uint64_t *s)
-{
-    const uint64_t r = sfc64_next(s);
-    const int idx = (int)(r & 0xff);
-    const uint64_t rabs = (r >> 9) & 0x000fffffffffffffu;
-    double x = (double)rabs * ZIG_WI[idx];
-    if ((r >> 8) & 1)
-        x = -x;
-    if (rabs < ZIG_KI[idx])
-        return x;
-    return keyed_normal_rejected(s, rabs, idx, x);
-}
-#endif
 
 /* X_i ← s X_i for `count` operators X_i of OPS entries (structure `nz`, shared by all): the
    entries that are identically zero, or whose real or imaginary part is, are left alone. */
@@ -192,13 +120,7 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
             if (status[t] == 0) {
                 double z_new[NC], q_new[QSIZE];
                 const int finite = mean_field_step(z, (const cplx *)q, dt, z_new, (cplx *)q_new);
-                if (!cq_inside(z_new)) {
-                    status[t] = 1; /* left_domain: frozen at its last good state */
-                    status_step[t] = step;
-                } else if (!finite) {
-                    status[t] = 2; /* non_finite */
-                    status_step[t] = step;
-                } else {
+                if (cq_accept(cq_inside(z_new), finite, status + t, status_step + t, step)) {
                     memcpy(z, z_new, sizeof z_new);
                     memcpy(q, q_new, sizeof q_new);
                 }
@@ -242,13 +164,7 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                     zeros += finite_zero(z_new[r]);
                 }
                 finite = finite && zeros == 0.0;
-                if (!cq_inside(z_new)) {
-                    status[t] = 1; /* left_domain: frozen at its last good state */
-                    status_step[t] = step;
-                } else if (!finite) {
-                    status[t] = 2; /* non_finite */
-                    status_step[t] = step;
-                } else {
+                if (cq_accept(cq_inside(z_new), finite, status + t, status_step + t, step)) {
                     memcpy(z, z_new, sizeof z_new);
                     memcpy(q, q_new, sizeof q_new);
                 }

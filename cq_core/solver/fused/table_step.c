@@ -152,13 +152,7 @@ int cq_run(int64_t N, int64_t chunk, double dt, double sigma, double excess, int
                 for (int r = 0; r < NC; r++)
                     zeros += z_new[r] * 0.0;
                 const int finite = zeros == 0.0 && total > 0.0 && total * 0.0 == 0.0;
-                if (!cq_inside(z_new)) {
-                    status[t] = 1; /* left_domain: frozen at its last good state */
-                    status_step[t] = step;
-                } else if (!finite) {
-                    status[t] = 2; /* non_finite */
-                    status_step[t] = step;
-                } else {
+                if (cq_accept(cq_inside(z_new), finite, status + t, status_step + t, step)) {
                     memcpy(z, z_new, sizeof z_new);
                     const double inv_total = 1.0 / total;
                     int32_t kept = 0;

@@ -1,6 +1,6 @@
 """NumPy's ziggurat tables for the standard normal, read from the ``libnpyrandom.a`` it ships.
 
-A generated kernel draws the engine's keyed noise itself (``run_loop.c``): every trajectory's
+A generated kernel draws the engine's keyed noise itself (``loop_shared.c``): every trajectory's
 SFC64 generator feeds the ziggurat method of NumPy's ``random_standard_normal``, written
 inline there so that a draw costs a few ns instead of two indirect calls. For the numbers to
 be NumPy's bit for bit, the method needs NumPy's own tables (``ki_double``, ``wi_double``,
